@@ -1,0 +1,52 @@
+"""ckptfix: repair and prevent broken Keras checkpoints from data-parallel training.
+
+The core (inspect, convert, verify) needs h5py and numpy only; TensorFlow is imported by
+:mod:`ckptfix.train` and by the optional live-model paths, never at import time.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (
+    AmbiguousTemplateError,
+    CkptfixError,
+    CorruptCheckpointError,
+    ExitCode,
+    LayoutError,
+    NotACheckpointError,
+    NothingToConvertError,
+    OutputError,
+    ReferenceMismatchError,
+    UnsupportedFormatError,
+    VerificationError,
+)
+from .report import (
+    CheckpointReport,
+    ConversionResult,
+    LayerEntry,
+    OptimizerState,
+    TensorEntry,
+    VerificationResult,
+)
+
+__all__ = [
+    "__version__",
+    "AmbiguousTemplateError",
+    "CheckpointReport",
+    "CkptfixError",
+    "ConversionResult",
+    "CorruptCheckpointError",
+    "ExitCode",
+    "LayerEntry",
+    "LayoutError",
+    "NotACheckpointError",
+    "NothingToConvertError",
+    "OptimizerState",
+    "OutputError",
+    "ReferenceMismatchError",
+    "TensorEntry",
+    "UnsupportedFormatError",
+    "VerificationError",
+    "VerificationResult",
+]

@@ -1,0 +1,5 @@
+"""``python -m ckptfix``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""Typed errors and exit codes.
+
+Every failure a user can cause is a :class:`CkptfixError` (a ``ValueError``), whose message is
+one line: what was expected, what was found, what to do. The CLI prints that line and exits
+with the error's ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the ``ckptfix`` command (documented in the README)."""
+
+    OK = 0
+    FAILED = 1  # a batch in which some inputs failed; or an internal error
+    USAGE = 2  # bad command line (click/typer's own code)
+    NOTHING_TO_CONVERT = 3  # the checkpoint is already a single model
+    REFUSED = 4  # layout unknowable, ambiguous template, reference does not match
+    BAD_INPUT = 5  # unreadable, corrupt, or unsupported input
+    OUTPUT = 6  # destination exists / is the source / cannot be written / disk full
+    VERIFY = 7  # the written file did not match the source
+
+
+class CkptfixWarning(UserWarning):
+    """Warnings raised by ckptfix itself."""
+
+
+class CkptfixError(ValueError):
+    """Base class of every error ckptfix raises for bad input or refused work."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class NotACheckpointError(CkptfixError):
+    """The file is not a Keras checkpoint we can read (not HDF5/zip, or not Keras)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class UnsupportedFormatError(CkptfixError):
+    """A Keras or TensorFlow format that ckptfix recognises but does not convert."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class CorruptCheckpointError(CkptfixError):
+    """The file looks like a Keras checkpoint but its structure or data is broken."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class NothingToConvertError(CkptfixError):
+    """The checkpoint is already a single model; nothing was written."""
+
+    exit_code = ExitCode.NOTHING_TO_CONVERT
+
+
+class AmbiguousTemplateError(CkptfixError):
+    """Several nested models hold weights and none was chosen."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class LayoutError(CkptfixError):
+    """The template's layer layout cannot be established safely."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class ReferenceMismatchError(LayoutError):
+    """The reference (config, file or model) does not describe the checkpoint's template."""
+
+
+class OutputError(CkptfixError):
+    """The destination cannot be written (exists, is the source, no space, no folder)."""
+
+    exit_code = ExitCode.OUTPUT
+
+
+class VerificationError(CkptfixError):
+    """The written file does not match the source tensor for tensor."""
+
+    exit_code = ExitCode.VERIFY
+
+
+class MissingDependencyError(CkptfixError):
+    """An optional dependency (TensorFlow) is needed for this call."""
+
+    exit_code = ExitCode.FAILED
+
+
+def require_tensorflow() -> None:
+    """Raise a clear error when TensorFlow is not installed (used by the trainer)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise MissingDependencyError(
+            "this needs TensorFlow; found it not installed; "
+            "install it with: pip install 'ckptfix[tf]'"
+        )

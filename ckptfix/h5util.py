@@ -1,0 +1,190 @@
+"""HDF5 quirks in one place: chunked attributes, bytes vs str, opening files safely."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import CorruptCheckpointError, NotACheckpointError
+
+# Keras splits a string-list attribute into name0, name1, ... past this many bytes.
+HDF5_OBJECT_HEADER_LIMIT = 64512
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def decode(value: Any) -> str:
+    """Return ``value`` as ``str`` (HDF5 attributes come back as bytes, np.bytes_ or str)."""
+    if isinstance(value, bytes | np.bytes_):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptCheckpointError(
+                f"expected UTF-8 text in an attribute; found undecodable bytes {bytes(value)[:40]!r}; "
+                "the file is damaged or not a Keras checkpoint"
+            ) from exc
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.str_):
+        return str(value)
+    raise CorruptCheckpointError(
+        f"expected a text attribute; found {type(value).__name__}; "
+        "the file is damaged or not a Keras checkpoint"
+    )
+
+
+def has_attr_list(obj: h5py.HLObject, name: str) -> bool:
+    """True when ``name`` or its chunked form ``name0`` is an attribute of ``obj``."""
+    return name in obj.attrs or f"{name}0" in obj.attrs
+
+
+def read_attr_list(obj: h5py.HLObject, name: str) -> list[str]:
+    """Read a string-list attribute written by Keras, chunked (``name0..N``) or not.
+
+    An absent attribute reads as an empty list; empty lists are stored by Keras as an
+    empty float array, which also reads as ``[]``.
+    """
+    chunks: list[Any] = []
+    try:
+        if name in obj.attrs:
+            chunks.append(obj.attrs[name])
+        else:
+            k = 0
+            while f"{name}{k}" in obj.attrs:
+                chunks.append(obj.attrs[f"{name}{k}"])
+                k += 1
+    except (OSError, RuntimeError, TypeError, ValueError) as exc:
+        raise CorruptCheckpointError(
+            f"expected a readable attribute {name!r} on {obj.name}; found an error ({exc}); "
+            "the file is damaged"
+        ) from exc
+    out: list[str] = []
+    for chunk in chunks:
+        arr = np.asarray(chunk)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.size == 0:
+            continue
+        if arr.dtype.kind in "fiu":
+            raise CorruptCheckpointError(
+                f"expected a list of names in attribute {name!r} of {obj.name}; found numbers; "
+                "the file is damaged or not a Keras checkpoint"
+            )
+        out.extend(decode(v) for v in arr.ravel())
+    return out
+
+
+def write_attr_list(obj: h5py.HLObject, name: str, values: Sequence[str]) -> None:
+    """Write a string-list attribute the way Keras does (bytes, chunked past 64,512 bytes)."""
+    for key in [k for k in obj.attrs if k == name or _is_chunk_key(k, name)]:
+        del obj.attrs[key]
+    data = np.asarray([v.encode("utf-8") for v in values]) if values else np.zeros((0,), "f8")
+    if data.nbytes <= HDF5_OBJECT_HEADER_LIMIT:
+        obj.attrs[name] = data
+        return
+    num_chunks = 1
+    chunked = np.array_split(data, num_chunks)
+    while any(c.nbytes > HDF5_OBJECT_HEADER_LIMIT for c in chunked):
+        num_chunks += 1
+        chunked = np.array_split(data, num_chunks)
+    for k, chunk in enumerate(chunked):
+        obj.attrs[f"{name}{k}"] = chunk
+
+
+def _is_chunk_key(key: str, name: str) -> bool:
+    return key.startswith(name) and key[len(name) :].isdigit()
+
+
+def read_text_attr(obj: h5py.HLObject, name: str) -> str | None:
+    """Read a scalar text attribute (``model_config``, ``keras_version``…) or None."""
+    if name not in obj.attrs:
+        return None
+    try:
+        value = obj.attrs[name]
+    except (OSError, RuntimeError, TypeError, ValueError) as exc:
+        raise CorruptCheckpointError(
+            f"expected a readable attribute {name!r}; found an error ({exc}); the file is damaged"
+        ) from exc
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise CorruptCheckpointError(
+                f"expected one text value in attribute {name!r}; found an array of {value.size}; "
+                "the file is damaged"
+            )
+        value = value.ravel()[0]
+    return decode(value)
+
+
+def read_json_attr(obj: h5py.HLObject, name: str) -> Any | None:
+    """Read a JSON attribute as data (never code) or None when absent."""
+    text = read_text_attr(obj, name)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CorruptCheckpointError(
+            f"expected JSON in attribute {name!r}; found text that does not parse ({exc}); "
+            "the file is damaged"
+        ) from exc
+
+
+def is_hdf5(path: Path) -> bool:
+    """True when the file starts with the HDF5 signature (at offset 0; userblocks aside)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    return head == HDF5_SIGNATURE or h5py.is_hdf5(str(path))
+
+
+@contextmanager
+def open_h5(path: str | Path, mode: str = "r") -> Iterator[h5py.File]:
+    """Open an HDF5 file, turning h5py's low-level failures into one clear error."""
+    p = Path(path)
+    if mode == "r":
+        if not p.exists():
+            raise NotACheckpointError(
+                f"expected a checkpoint file; found nothing at {p}; check the path"
+            )
+        if p.is_dir():
+            raise NotACheckpointError(
+                f"expected a checkpoint file; found a folder at {p}; pass a file"
+            )
+    try:
+        f = h5py.File(p, mode)
+    except OSError as exc:
+        if mode == "r" and not is_hdf5(p):
+            raise NotACheckpointError(
+                f"expected an HDF5 Keras checkpoint; found a file that is not HDF5 ({p.name}); "
+                "check the path or the download"
+            ) from exc
+        raise CorruptCheckpointError(
+            f"expected a readable HDF5 file; found one HDF5 cannot open ({p.name}: "
+            f"{str(exc).splitlines()[0][:120]}); the file is truncated or damaged"
+        ) from exc
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def dataset_info(ds: h5py.Dataset) -> tuple[tuple[int, ...], str, int]:
+    """(shape, dtype name, nbytes) of a dataset, from metadata only."""
+    shape = tuple(int(s) for s in ds.shape) if ds.shape is not None else ()
+    dtype = ds.dtype
+    n = 1
+    for s in shape:
+        n *= s
+    return shape, dtype_name(dtype), n * dtype.itemsize
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """A short dtype name (``float32``; ``bfloat16`` style names kept as HDF5 gives them)."""
+    return str(dtype.name) if dtype.names is None else str(dtype)

@@ -1,0 +1,140 @@
+"""Safe destinations: never the source, never overwritten without force, always atomic.
+
+A conversion writes into a temporary file next to the destination, verifies it, then
+renames it into place with :func:`os.replace` (atomic on POSIX). A process killed half-way
+leaves only a clearly named temporary file (``.NAME.ckptfix-tmp-PID-XXXX``) that the next
+run into that folder removes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import OutputError
+
+TEMP_MARK = ".ckptfix-tmp-"
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name the same file (symlinks, ``./`` and hard links too)."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_destination(src: str | Path, dst: str | Path, force: bool) -> Path:
+    """Validate ``dst`` for writing a conversion of ``src``; return it as a Path.
+
+    Raises:
+        OutputError: ``dst`` is the source, exists without ``force``, is a folder, or its
+            folder does not exist.
+    """
+    s, d = Path(src), Path(dst)
+    if same_file(s, d):
+        raise OutputError(
+            f"expected a destination other than the source; found both are {s}; "
+            "choose another output path (the input is never overwritten, even with --force)"
+        )
+    if d.is_dir():
+        raise OutputError(
+            f"expected a file path as destination; found a folder {d}; add a file name"
+        )
+    if not d.parent.is_dir():
+        raise OutputError(
+            f"expected an existing output folder; found no folder {d.parent}; create it first"
+        )
+    if (d.exists() or d.is_symlink()) and not force:
+        raise OutputError(
+            f"expected a new destination; found {d} already exists; pass --force to replace it"
+        )
+    return d
+
+
+def clean_stale_temps(folder: Path) -> list[Path]:
+    """Remove ckptfix temporaries in ``folder`` left by processes that no longer run."""
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if TEMP_MARK not in p.name or not p.name.startswith("."):
+            continue
+        pid_part = p.name.split(TEMP_MARK, 1)[1].split("-", 1)[0]
+        if not pid_part.isdigit() or _pid_alive(int(pid_part)):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def temp_path_for(dst: Path) -> Path:
+    """A fresh temporary path beside ``dst`` whose name says what it is and who made it."""
+    return dst.parent / f".{dst.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+@contextmanager
+def atomic_destination(src: str | Path, dst: str | Path, force: bool) -> Iterator[Path]:
+    """Yield a temporary path to write; on success rename it onto ``dst``, else remove it.
+
+    Example:
+        >>> with atomic_destination("in.h5", "out.h5", force=False) as tmp:  # doctest: +SKIP
+        ...     write_everything(tmp)
+    """
+    d = check_destination(src, dst, force)
+    clean_stale_temps(d.parent)
+    tmp = temp_path_for(d)
+    try:
+        yield tmp
+        if (d.exists() or d.is_symlink()) and not force:  # appeared while we worked
+            raise OutputError(
+                f"expected a new destination; found {d} appeared while converting; "
+                "pass --force to replace it"
+            )
+        os.replace(tmp, d)
+    except OSError as exc:
+        _discard(tmp)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputError(
+                f"expected room to write {d.name}; found the disk full ({exc.strerror}); "
+                "free space or choose another folder (nothing was written)"
+            ) from exc
+        raise OutputError(
+            f"expected to write {d}; found an OS error ({exc.strerror or exc}); "
+            "check permissions and space (nothing was written)"
+        ) from exc
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass
