@@ -1,0 +1,66 @@
+"""Shared test fixtures.
+
+TensorFlow is imported only inside fixtures, never at module top, so the TF-free tests stay
+TF-free. The first TF fixture used configures 8 logical CPU devices (this must happen before
+TensorFlow initialises its devices, so every TF test must go through the ``tf`` fixture).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+REALWORLD = ROOT.parent / "shared" / "realworld"
+LOGICAL_CPUS = 8
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def sha256(path: Path) -> str:
+    """Hash of a file, to prove inputs are never modified."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def tf():
+    """TensorFlow with 8 logical CPU devices (skips when TensorFlow is not installed)."""
+    tf = pytest.importorskip("tensorflow")
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * LOGICAL_CPUS
+        )
+    except RuntimeError:
+        pass  # already initialised by an earlier fixture in this process
+    return tf
+
+
+@pytest.fixture(scope="session")
+def tf_keras(tf):
+    """tf_keras (Keras 2)."""
+    return pytest.importorskip("tf_keras")
+
+
+@pytest.fixture(scope="session")
+def keras3(tf):
+    """Keras 3 (with the TensorFlow backend)."""
+    keras = pytest.importorskip("keras")
+    assert keras.__version__.startswith("3"), keras.__version__
+    return keras
+
+
+@pytest.fixture(scope="session")
+def realworld() -> Path:
+    """The folder of real checkpoints from public projects (skips when absent)."""
+    if not REALWORLD.is_dir():
+        pytest.skip("../shared/realworld is absent (as in a user's clone)")
+    return REALWORLD
