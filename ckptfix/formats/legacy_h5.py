@@ -1,0 +1,656 @@
+"""Keras 2 legacy HDF5: weights-only (``save_weights``) and full-model (``save``) files.
+
+Reading is metadata only. Converting copies the source file with the kernel (no tensor passes
+through Python), then rewrites the copy's metadata in place: the nested template's datasets are
+*moved* (HDF5 link moves) under one group per template layer, the slice and merge groups are
+deleted, and ``layer_names`` / ``weight_names`` / ``model_config`` are rewritten. Every tensor
+keeps its bytes, dtype, shape, chunking and compression because it is the same dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import formats
+from ..detect import ConfigLayer, Pattern, config_layers, find_pattern, model_name
+from ..errors import (
+    AmbiguousTemplateError,
+    CorruptCheckpointError,
+    LayoutError,
+    NotACheckpointError,
+    NothingToConvertError,
+    ReferenceMismatchError,
+)
+from ..h5util import (
+    dataset_info,
+    has_attr_list,
+    open_h5,
+    read_attr_list,
+    read_json_attr,
+    read_text_attr,
+    write_attr_list,
+)
+from ..layout import (
+    TemplateLayout,
+    from_config,
+    from_model,
+    from_weight_lists,
+    infer_from_names,
+    load_reference,
+)
+from ..report import (
+    CheckpointReport,
+    ConversionResult,
+    LayerEntry,
+    OptimizerState,
+    TensorEntry,
+    VerificationResult,
+)
+
+_MOVED = "__ckptfix_template__"
+_VERIFY_BLOCK = 16 << 20
+
+
+def sniff_hdf5(path: Path) -> str:
+    """Tell the Keras format of an HDF5 file from its root (metadata only)."""
+    with open_h5(path) as f:
+        if "model_weights" in f and isinstance(f["model_weights"], h5py.Group):
+            return formats.KERAS2_MODEL
+        if has_attr_list(f, "layer_names"):
+            return formats.KERAS2_WEIGHTS
+        if any(k in f for k in ("layers", "vars", "optimizer", "_layer_checkpoint_dependencies")):
+            return formats.KERAS3_WEIGHTS
+        keys = list(f.keys())[:5]
+        raise NotACheckpointError(
+            f"expected a Keras checkpoint (layer_names, model_weights or layers/vars); found an "
+            f"HDF5 file without them ({path.name}; top-level keys: {keys or 'none'}); "
+            "this HDF5 file was not written by Keras"
+        )
+
+
+@dataclass
+class LegacyCheckpoint:
+    """Everything ckptfix needs from a Keras 2 file, read from metadata only."""
+
+    path: Path
+    format: str
+    root: str  # "/" or "/model_weights"
+    layer_names: list[str]
+    weights: dict[str, list[str]]  # layer -> weight names, in stored order
+    tensors: dict[str, list[TensorEntry]]  # layer -> tensors, same order
+    keras_version: str | None
+    backend: str | None
+    model_config: Any | None
+    training_config: Any | None
+    optimizer_names: list[str] = field(default_factory=list)
+    optimizer_tensors: list[TensorEntry] = field(default_factory=list)
+    optimizer_iterations: int | None = None
+
+    @property
+    def cfg_layers(self) -> list[ConfigLayer]:
+        return config_layers(self.model_config) if self.model_config is not None else []
+
+
+def read_checkpoint(path: str | Path) -> LegacyCheckpoint:
+    """Read a Keras 2 ``.h5`` file's structure (no tensor data).
+
+    Raises:
+        NotACheckpointError: not HDF5, or HDF5 without Keras structure.
+        CorruptCheckpointError: Keras structure that is inconsistent or unreadable.
+    """
+    p = Path(path)
+    fmt = formats.detect_format(p)
+    if fmt not in (formats.KERAS2_WEIGHTS, formats.KERAS2_MODEL):
+        raise NotACheckpointError(
+            f"expected a Keras 2 .h5 checkpoint; found {fmt} ({p.name}); "
+            "use the Keras 3 converter (ckptfix convert handles it)"
+        )
+    with open_h5(p) as f:
+        try:
+            return _read_open(p, f, fmt)
+        except (KeyError, OSError, RuntimeError, TypeError, ValueError) as exc:
+            if isinstance(exc, CorruptCheckpointError | NotACheckpointError):
+                raise
+            raise CorruptCheckpointError(
+                f"expected a readable Keras 2 checkpoint; found broken structure in {p.name} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}); "
+                "the file is truncated or damaged"
+            ) from exc
+
+
+def _read_open(p: Path, f: h5py.File, fmt: str) -> LegacyCheckpoint:
+    root_name = "/model_weights" if fmt == formats.KERAS2_MODEL else "/"
+    root = f[root_name]
+    if not isinstance(root, h5py.Group):
+        raise CorruptCheckpointError(
+            f"expected a group at {root_name}; found a dataset in {p.name}; the file is damaged"
+        )
+    layer_names = read_attr_list(root, "layer_names")
+    if not has_attr_list(root, "layer_names"):
+        raise CorruptCheckpointError(
+            f"expected a layer_names attribute on {root_name}; found none in {p.name}; "
+            "the file is damaged or not a Keras 2 checkpoint"
+        )
+    weights: dict[str, list[str]] = {}
+    tensors: dict[str, list[TensorEntry]] = {}
+    for name in layer_names:
+        g = root.get(name)
+        if g is None:
+            raise CorruptCheckpointError(
+                f"expected a group for layer {name!r} listed in layer_names; found none in "
+                f"{p.name}; the file is truncated or damaged"
+            )
+        if not isinstance(g, h5py.Group):
+            raise CorruptCheckpointError(
+                f"expected layer {name!r} to be a group; found a dataset in {p.name}; "
+                "the file is damaged"
+            )
+        wn = read_attr_list(g, "weight_names")
+        entries = []
+        for w in wn:
+            ds = g.get(w)
+            if not isinstance(ds, h5py.Dataset):
+                raise CorruptCheckpointError(
+                    f"expected a dataset {name}/{w} listed in weight_names; found "
+                    f"{'nothing' if ds is None else 'a group'} in {p.name}; "
+                    "the file is truncated or damaged"
+                )
+            shape, dtype, nbytes = dataset_info(ds)
+            entries.append(TensorEntry(name=w, shape=shape, dtype=dtype, nbytes=nbytes))
+        weights[name] = wn
+        tensors[name] = entries
+    model_config = read_json_attr(f, "model_config")
+    training_config = read_json_attr(f, "training_config")
+    if model_config is not None and not isinstance(model_config, dict):
+        raise CorruptCheckpointError(
+            f"expected model_config to be a JSON object; found {type(model_config).__name__} in "
+            f"{p.name}; the file is damaged"
+        )
+    ck = LegacyCheckpoint(
+        path=p,
+        format=fmt,
+        root=root_name,
+        layer_names=layer_names,
+        weights=weights,
+        tensors=tensors,
+        keras_version=read_text_attr(f, "keras_version") or read_text_attr(root, "keras_version"),
+        backend=read_text_attr(f, "backend") or read_text_attr(root, "backend"),
+        model_config=model_config,
+        training_config=training_config,
+    )
+    og = f.get("optimizer_weights")
+    if isinstance(og, h5py.Group):
+        onames = read_attr_list(og, "weight_names")
+        for w in onames:
+            ds = og.get(w)
+            if not isinstance(ds, h5py.Dataset):
+                raise CorruptCheckpointError(
+                    f"expected optimizer dataset {w!r}; found none in {p.name}; "
+                    "the file is truncated or damaged"
+                )
+            shape, dtype, nbytes = dataset_info(ds)
+            ck.optimizer_tensors.append(TensorEntry(w, shape, dtype, nbytes))
+            if ck.optimizer_iterations is None and _is_iteration_name(w) and shape in ((), (1,)):
+                try:
+                    ck.optimizer_iterations = int(np.asarray(ds[()]).ravel()[0])
+                except (ValueError, TypeError, OSError, IndexError):
+                    ck.optimizer_iterations = None
+        ck.optimizer_names = onames
+    return ck
+
+
+def _is_iteration_name(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return base.startswith("iteration") or base.startswith("iter:") or base == "iter"
+
+
+# --- template and layout ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to write: the template's layers with (source dataset, weight name) per weight."""
+
+    ck: LegacyCheckpoint
+    pattern: Pattern
+    layout: TemplateLayout
+    nested: tuple[str, ...]  # the template group's weight names, in stored order
+    nested_tensors: tuple[TensorEntry, ...]
+
+    @property
+    def tensors(self) -> int:
+        return len(self.nested)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.nested_tensors)
+
+
+def plan_conversion(
+    ck: LegacyCheckpoint,
+    *,
+    template: str | None = None,
+    reference: str | Path | None = None,
+    model: Any = None,
+) -> Plan:
+    """Find the template and establish its layout (live model > reference > config > names).
+
+    Raises:
+        NothingToConvertError, AmbiguousTemplateError, LayoutError, ReferenceMismatchError.
+    """
+    cfg = ck.cfg_layers
+    pattern = find_pattern(ck.layer_names, ck.weights, cfg, template, ck.path.name)
+    nested = tuple(ck.weights[pattern.template])
+    nested_t = tuple(ck.tensors[pattern.template])
+    tpl_cfg = next((c for c in cfg if c.name == pattern.template), None)
+    if model is not None:
+        lay = from_model(model, nested, [t.shape for t in nested_t])
+        if tpl_cfg is not None:
+            lay = _with_config(lay, tpl_cfg)
+    elif reference is not None:
+        lay = _layout_from_reference(reference, nested, pattern.template)
+        if lay.config is None and tpl_cfg is not None:
+            lay = _with_config(lay, tpl_cfg)
+    elif tpl_cfg is not None:
+        lay = from_config(tpl_cfg, nested, "config")
+    else:
+        lay = infer_from_names(nested, pattern.template)
+    return Plan(ck=ck, pattern=pattern, layout=lay, nested=nested, nested_tensors=nested_t)
+
+
+def _with_config(lay: TemplateLayout, tpl_cfg: ConfigLayer) -> TemplateLayout:
+    from dataclasses import replace
+
+    return replace(lay, config={"class_name": tpl_cfg.class_name, "config": tpl_cfg.config})
+
+
+def _layout_from_reference(
+    reference: str | Path, nested: Sequence[str], template: str
+) -> TemplateLayout:
+    kind, data = load_reference(reference)
+    if kind == "json":
+        name = model_name(data) or template
+        tpl = ConfigLayer(
+            name=name,
+            class_name=str(data.get("class_name", "Functional")),
+            config=data.get("config"),
+            inbound_count=0,
+            trainable=None,
+        )
+        return from_config(tpl, nested, "reference")
+    ref = read_checkpoint(data)
+    try:
+        ref_pattern = find_pattern(
+            ref.layer_names, ref.weights, ref.cfg_layers, None, ref.path.name
+        )
+    except (NothingToConvertError, AmbiguousTemplateError):
+        ref_pattern = None  # a single model, possibly with nested models of its own
+    if ref_pattern is not None and ref_pattern.parallel:
+        raise ReferenceMismatchError(
+            f"expected --reference to be a single-model file saved from the template; found "
+            f"{ref.path.name} is itself a parallel checkpoint; pass "
+            "template.save_weights(...) output or model.to_json()"
+        )
+    lay = from_weight_lists(
+        [(n, ref.weights[n]) for n in ref.layer_names], ref.layer_names, nested, str(data)
+    )
+    if ref.model_config is not None:
+        from dataclasses import replace
+
+        cfg = ref.model_config
+        lay = replace(lay, config={"class_name": cfg.get("class_name"), "config": cfg.get("config")})
+    return lay
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def write_conversion(src: Path, tmp: Path, fmt: str, opts: Any) -> ConversionResult:
+    """Write the single-model file for ``src`` into ``tmp`` (the dispatcher verifies/renames)."""
+    ck = read_checkpoint(src)
+    plan = plan_conversion(ck, template=opts.template, reference=opts.reference, model=opts.model)
+    write_plan(plan, tmp, progress=opts.progress)
+    warnings: tuple[str, ...] = ()
+    if plan.layout.layout == "inferred" and plan.layout.note:
+        warnings = (plan.layout.note,)
+    if plan.pattern.outer_weighted:
+        warnings += (
+            "dropped the weights of layers outside the template: "
+            + ", ".join(plan.pattern.outer_weighted),
+        )
+    full = ck.format == formats.KERAS2_MODEL
+    return ConversionResult(
+        source=str(src),
+        destination=str(tmp),
+        format=ck.format,
+        template=plan.pattern.template,
+        replicas=plan.pattern.replicas,
+        layers=len(plan.layout.layers),
+        tensors=plan.tensors,
+        bytes=plan.nbytes,
+        layout=plan.layout.layout,
+        layout_source=plan.layout.source,
+        verified=False,
+        optimizer_kept=full and bool(ck.optimizer_names),
+        full_model=full,
+        seconds=0.0,
+        warnings=warnings,
+    )
+
+
+def write_plan(plan: Plan, tmp: Path, progress: Any = None) -> None:
+    """Copy the source with the kernel, then rewrite the copy's metadata in place."""
+    ck = plan.ck
+    total = ck.path.stat().st_size
+    if progress is not None:
+        progress(0, total)
+    shutil.copyfile(ck.path, tmp)
+    os.chmod(tmp, 0o644)
+    try:
+        with h5py.File(tmp, "r+") as f:
+            _rewrite(f, plan)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise CorruptCheckpointError(
+            f"expected to rewrite the copy of {ck.path.name}; found HDF5 refused "
+            f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); "
+            "the file is damaged"
+        ) from exc
+    if progress is not None:
+        progress(total, total)
+
+
+def _rewrite(f: h5py.File, plan: Plan) -> None:
+    ck, lay = plan.ck, plan.layout
+    root = f[ck.root]
+    tpl = plan.pattern.template
+    root.move(tpl, _MOVED)
+    for name in ck.layer_names:
+        if name != tpl and name in root:
+            del root[name]
+    moved = root[_MOVED]
+    for layer in lay.layers:
+        g = root.create_group(layer.name)
+        names = [plan.nested[i] for i in layer.indices]
+        write_attr_list(g, "weight_names", names)
+        for w in names:
+            root.move(f"{_MOVED}/{w}", f"{layer.name}/{w}")
+    del moved
+    del root[_MOVED]
+    weighted = {layer.name for layer in lay.layers}
+    names = list(lay.layer_names)
+    for n in weighted:  # every weighted layer must be listed, in load order
+        if n not in names:
+            names = [layer.name for layer in lay.layers]
+            break
+    for n in names:
+        if n not in root:
+            g = root.create_group(n)
+            write_attr_list(g, "weight_names", [])
+    write_attr_list(root, "layer_names", names)
+    if ck.format == formats.KERAS2_MODEL:
+        if lay.config is None:
+            raise LayoutError(
+                f"expected the template's config to write a full model; found none for "
+                f"{tpl!r}; pass --reference with its JSON config"
+            )
+        f.attrs["model_config"] = json.dumps(lay.config).encode("utf-8")
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+def verify_conversion(
+    src: Path, dst: Path, *, template: str | None = None
+) -> VerificationResult:
+    """Compare every tensor of the template in ``src`` with ``dst``, byte for byte.
+
+    ``dst`` must hold exactly the template's tensors, each under a layer group, with the same
+    weight name, dtype, shape and bytes; a full-model ``dst`` must keep the optimizer tensors
+    and hold no Lambda layer in its config.
+    """
+    ck = read_checkpoint(src)
+    pattern = find_pattern(ck.layer_names, ck.weights, ck.cfg_layers, template, ck.path.name)
+    nested = ck.weights[pattern.template]
+    try:
+        out = read_checkpoint(dst)
+    except (NotACheckpointError, CorruptCheckpointError) as exc:
+        return VerificationResult(str(src), str(dst), 0, 0, False, (f"unreadable output: {exc}",))
+    mismatches: list[str] = []
+    found: dict[str, str] = {}  # weight name -> output layer
+    for layer in out.layer_names:
+        for w in out.weights[layer]:
+            if w in found:
+                mismatches.append(f"{w}: stored twice ({found[w]}, {layer})")
+            found[w] = layer
+    extra = set(found) - set(nested)
+    missing = [w for w in nested if w not in found]
+    mismatches += [f"{w}: missing from output" for w in missing]
+    mismatches += [f"{w}: not in the template" for w in sorted(extra)]
+    nbytes = 0
+    with open_h5(src) as fs, open_h5(dst) as fd:
+        sroot = fs[ck.root][pattern.template]
+        droot = fd[out.root]
+        for w in nested:
+            if w not in found:
+                continue
+            a = sroot[w]
+            b = droot[found[w]][w]
+            why = compare_datasets(a, b)
+            if why:
+                mismatches.append(f"{w}: {why}")
+            nbytes += a.id.get_storage_size()
+        if ck.format == formats.KERAS2_MODEL:
+            mismatches += _verify_model_extras(ck, fs, fd)
+    return VerificationResult(
+        source=str(src),
+        destination=str(dst),
+        tensors=len(nested),
+        bytes=nbytes,
+        ok=not mismatches,
+        mismatches=tuple(mismatches),
+    )
+
+
+def _verify_model_extras(ck: LegacyCheckpoint, fs: h5py.File, fd: h5py.File) -> list[str]:
+    bad: list[str] = []
+    cfg = read_json_attr(fd, "model_config")
+    if not isinstance(cfg, dict) or "Lambda" in json.dumps(cfg):
+        bad.append("model_config: missing or still holds a Lambda layer")
+    if read_text_attr(fs, "training_config") != read_text_attr(fd, "training_config"):
+        bad.append("training_config: changed")
+    if "optimizer_weights" in fs:
+        if "optimizer_weights" not in fd:
+            bad.append("optimizer_weights: missing")
+        else:
+            so, do = fs["optimizer_weights"], fd["optimizer_weights"]
+            if read_attr_list(so, "weight_names") != read_attr_list(do, "weight_names"):
+                bad.append("optimizer_weights: names changed")
+            else:
+                for w in read_attr_list(so, "weight_names"):
+                    why = compare_datasets(so[w], do[w])
+                    if why:
+                        bad.append(f"optimizer {w}: {why}")
+    return bad
+
+
+def compare_datasets(a: h5py.Dataset, b: h5py.Dataset) -> str | None:
+    """None when two datasets hold the same dtype, shape, storage options and bytes."""
+    if a.dtype != b.dtype:
+        return f"dtype {a.dtype} != {b.dtype}"
+    if a.shape != b.shape:
+        return f"shape {a.shape} != {b.shape}"
+    if a.chunks != b.chunks or a.compression != b.compression:
+        return "storage options differ"
+    if a.shape is None or a.size == 0:
+        return None
+    if a.ndim == 0:
+        return None if a[()].tobytes() == b[()].tobytes() else "bytes differ"
+    rows = max(1, _VERIFY_BLOCK // max(1, a.dtype.itemsize * (a.size // max(1, a.shape[0]))))
+    for start in range(0, a.shape[0], rows):
+        sl = slice(start, min(a.shape[0], start + rows))
+        if a[sl].tobytes() != b[sl].tobytes():
+            return f"bytes differ in rows {sl.start}:{sl.stop}"
+    return None
+
+
+# --- inspection ---------------------------------------------------------------------------
+
+
+def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointReport:
+    """Describe a Keras 2 file: pattern, template layers, counts, optimizer, layout."""
+    ck = read_checkpoint(path)
+    template = getattr(opts, "template", None)
+    reference = getattr(opts, "reference", None)
+    notes: list[str] = []
+    plan: Plan | None = None
+    layout_note: str | None = None
+    try:
+        plan = plan_conversion(ck, template=template, reference=reference)
+    except NothingToConvertError:
+        plan = None
+    except LayoutError as exc:
+        layout_note = str(exc)
+        plan = None
+    candidates = _candidates(ck)
+    optimizer = _optimizer_state(ck)
+    if plan is not None:
+        layers = _report_layers(plan)
+        tensors = plan.nested_tensors
+        template_name: str | None = plan.pattern.template
+        pat: Pattern | None = plan.pattern
+        layout = plan.layout.layout
+        layout_source = plan.layout.source
+        layout_note = plan.layout.note
+        cmd = f"ckptfix convert {path} {_suggest_out(path)}"
+        if template:
+            cmd += f" --template {template}"
+    else:
+        pat = None
+        if layout_note is not None or candidates:
+            try:
+                pat = find_pattern(ck.layer_names, ck.weights, ck.cfg_layers, template, path.name)
+            except Exception:  # noqa: BLE001 - the report still describes the file
+                pat = None
+        template_name = pat.template if pat else None
+        layers = tuple(
+            LayerEntry(
+                name=n,
+                class_name=_class_of(ck, n),
+                weights=tuple(ck.tensors[n]),
+            )
+            for n in ck.layer_names
+            if ck.tensors[n]
+        )
+        tensors = tuple(t for n in ck.layer_names for t in ck.tensors[n])
+        layout = None
+        layout_source = None
+        cmd = None
+        if pat is not None:
+            cmd = f"ckptfix convert {path} {_suggest_out(path)} --reference TEMPLATE.json"
+        elif len(candidates) > 1:
+            cmd = f"ckptfix convert {path} {_suggest_out(path)} --template {candidates[0]}"
+            notes.append("several nested models hold weights: choose one with --template")
+    dtypes: dict[str, int] = {}
+    for t in tensors:
+        dtypes[t.dtype] = dtypes.get(t.dtype, 0) + 1
+    return CheckpointReport(
+        path=str(path),
+        format=ck.format,
+        keras_version=ck.keras_version,
+        backend=ck.backend,
+        parallel=bool(pat and pat.parallel),
+        wrapped=pat is not None,
+        template=template_name,
+        replicas=pat.replicas if pat else None,
+        slices=pat.slices if pat else (),
+        merges=pat.merges if pat else (),
+        candidates=tuple(candidates),
+        layers=layers,
+        tensors=len(tensors),
+        parameters=sum(t.size for t in tensors),
+        bytes=sum(t.nbytes for t in tensors),
+        dtypes=dtypes,
+        optimizer=optimizer,
+        layout=layout,
+        layout_source=layout_source,
+        layout_note=layout_note,
+        convert_command=cmd,
+        notes=tuple(notes),
+    )
+
+
+def _candidates(ck: LegacyCheckpoint) -> list[str]:
+    from ..detect import find_candidates
+
+    return find_candidates(ck.layer_names, ck.weights, ck.cfg_layers)
+
+
+def _class_of(ck: LegacyCheckpoint, name: str) -> str | None:
+    for c in ck.cfg_layers:
+        if c.name == name:
+            return c.class_name
+    return None
+
+
+def _report_layers(plan: Plan) -> tuple[LayerEntry, ...]:
+    out = []
+    for layer in plan.layout.layers:
+        weights = tuple(plan.nested_tensors[i] for i in layer.indices)
+        children: tuple[LayerEntry, ...] = ()
+        if layer.children:
+            by_first: dict[str, list[TensorEntry]] = {}
+            for t in weights:
+                by_first.setdefault(t.name.split("/", 1)[0], []).append(t)
+            children = tuple(
+                LayerEntry(name=c, class_name=None, weights=tuple(by_first[c]))
+                for c in layer.children
+                if c in by_first
+            )
+        out.append(
+            LayerEntry(
+                name=layer.name,
+                class_name=layer.class_name,
+                weights=weights,
+                children=children,
+                trainable=layer.trainable,
+            )
+        )
+    return tuple(out)
+
+
+def _optimizer_state(ck: LegacyCheckpoint) -> OptimizerState:
+    if not ck.optimizer_names:
+        return OptimizerState(present=False)
+    cls = None
+    if isinstance(ck.training_config, dict):
+        oc = ck.training_config.get("optimizer_config")
+        if isinstance(oc, dict):
+            cls = oc.get("class_name") if isinstance(oc.get("class_name"), str) else None
+    slots = sum(1 for t in ck.optimizer_tensors if not _is_iteration_name(t.name))
+    return OptimizerState(
+        present=True,
+        class_name=cls,
+        iterations=ck.optimizer_iterations,
+        slots=slots,
+        tensors=len(ck.optimizer_tensors),
+        bytes=sum(t.nbytes for t in ck.optimizer_tensors),
+    )
+
+
+def _suggest_out(path: Path) -> str:
+    name = path.name
+    for suf in (".hdf5", ".h5"):
+        if name.endswith(suf):
+            return str(path.with_name(name[: -len(suf)] + ".single" + suf))
+    return str(path.with_name(name + ".single.h5"))

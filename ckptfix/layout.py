@@ -1,0 +1,358 @@
+"""The template's layout: which of the nested model's weights belong to which of its layers.
+
+A Keras 2 nested model stores ALL its trainable weights (in layer order) and then ALL its
+non-trainable ones under one group. A flat single-model file needs them per layer, each layer's
+trainable weights then its non-trainable ones. Filtering the nested list by layer gives exactly
+that order, so a layout only has to say which layer owns each weight, and in what order the
+layers come. Sources, in order of trust:
+
+1. a live Keras model (``model=``): per-layer counts of trainable / non-trainable weights;
+2. a reference (``--reference``): a single-model ``.h5`` (exact weight lists per layer), or a
+   JSON config / full-model ``.h5`` (layer names and nesting);
+3. the file's own ``model_config``;
+4. inference from weight names (``layout="inferred"``), refused where the file shows that the
+   order cannot be known (layers whose weights appear only in the non-trainable tail).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .detect import ConfigLayer, config_layers, descendant_names
+from .errors import LayoutError, ReferenceMismatchError
+from .report import Layout, LayoutSource
+
+# Weights Keras always creates as non-trainable: proof that the non-trainable tail has begun.
+_NON_TRAINABLE_SUFFIX = re.compile(r"(^|/)(moving_mean|moving_variance)(:\d+)?$")
+_AUTO_NAME = re.compile(r"^(.*?)(?:_(\d+))?$")
+
+MAKE_EXACT = (
+    "to make it exact pass --reference with the template's JSON config (model.to_json()) or "
+    "a .h5 saved from the template (template.save_weights)"
+)
+
+
+@dataclass(frozen=True)
+class LayoutLayer:
+    """One layer of the template that holds weights, in load order."""
+
+    name: str
+    class_name: str | None
+    indices: tuple[int, ...]  # positions in the nested weight list, in this layer's load order
+    children: tuple[str, ...] = ()  # layers nested inside (when this layer is a model)
+    trainable: bool | None = None
+
+
+@dataclass(frozen=True)
+class TemplateLayout:
+    """How the nested weights map onto the template's layers."""
+
+    layers: tuple[LayoutLayer, ...]
+    layer_names: tuple[str, ...]  # every layer, weightless ones included, in model order
+    layout: Layout
+    source: LayoutSource
+    note: str | None = None
+    config: dict[str, Any] | None = None  # {"class_name", "config"} of the template
+
+
+def _norm(name: str) -> str:
+    return name[:-2] if name.endswith(":0") else name
+
+
+def _first(name: str, template: str, owners: dict[str, Any]) -> str:
+    parts = name.split("/")
+    if len(parts) > 2 and parts[0] == template and parts[1] in owners:
+        return parts[1]  # old graph-mode names scoped by the model: model_1/dense_1/kernel:0
+    return parts[0]
+
+
+def from_config(
+    template_cfg: ConfigLayer,
+    nested: Sequence[str],
+    source: LayoutSource,
+) -> TemplateLayout:
+    """Assign nested weights to the template's layers using the names in its config.
+
+    Raises:
+        LayoutError: a weight that no layer of the config owns, or an owner that is ambiguous.
+    """
+    is_seq = template_cfg.class_name == "Sequential"
+    top = [c for c in config_layers(template_cfg.config) if not (is_seq and c.class_name == "InputLayer")]
+    if not top:
+        raise LayoutError(
+            f"expected the config of {template_cfg.name!r} to list its layers; found none; "
+            + MAKE_EXACT
+        )
+    owners: dict[str, str] = {}
+    clash: set[str] = set()
+    children: dict[str, tuple[str, ...]] = {}
+    for c in top:
+        if c.name in owners:
+            clash.add(c.name)
+        owners[c.name] = c.name
+    for c in top:
+        if c.is_model:
+            kids = descendant_names(c)
+            children[c.name] = tuple(kids)
+            for k in kids:
+                if k in owners and owners[k] != c.name:
+                    clash.add(k)
+                owners.setdefault(k, c.name)
+    assigned: dict[str, list[int]] = {}
+    for i, w in enumerate(nested):
+        first = _first(w, template_cfg.name, owners)
+        if first in clash:
+            raise LayoutError(
+                f"expected each weight to belong to one layer; found layer name {first!r} used "
+                f"twice in the template (weight {w!r}); pass model= (a live template) instead"
+            )
+        owner = owners.get(first)
+        if owner is None:
+            raise ReferenceMismatchError(
+                f"expected every weight of {template_cfg.name!r} to belong to a layer of its "
+                f"config; found {w!r} matches none ({len(top)} layers: "
+                f"{', '.join(c.name for c in top[:6])}…); check that the config is the template's, "
+                "or pass a .h5 saved from the template as --reference"
+            )
+        assigned.setdefault(owner, []).append(i)
+    layers = tuple(
+        LayoutLayer(
+            name=c.name,
+            class_name=c.class_name,
+            indices=tuple(assigned[c.name]),
+            children=children.get(c.name, ()),
+            trainable=c.trainable,
+        )
+        for c in top
+        if c.name in assigned
+    )
+    return TemplateLayout(
+        layers=layers,
+        layer_names=tuple(c.name for c in top),
+        layout="exact",
+        source=source,
+        config={"class_name": template_cfg.class_name, "config": template_cfg.config},
+    )
+
+
+def from_weight_lists(
+    ref_layers: Sequence[tuple[str, Sequence[str]]],
+    ref_layer_names: Sequence[str],
+    nested: Sequence[str],
+    ref_path: str,
+) -> TemplateLayout:
+    """Exact layout from a single-model file saved from the template (per-layer weight names).
+
+    Raises:
+        ReferenceMismatchError: the reference's weights are not exactly the nested ones.
+    """
+    index = {}
+    for i, w in enumerate(nested):
+        index[_norm(w)] = i
+    layers = []
+    used: set[int] = set()
+    for name, wnames in ref_layers:
+        if not wnames:
+            continue
+        idx = []
+        for w in wnames:
+            j = index.get(_norm(w))
+            if j is None or j in used:
+                raise ReferenceMismatchError(
+                    f"expected the reference {Path(ref_path).name} to hold the same weights as "
+                    f"the template; found its weight {w!r} (layer {name!r}) is not in the "
+                    "checkpoint; pass a reference saved from the same template, or its JSON config"
+                )
+            used.add(j)
+            idx.append(j)
+        layers.append(LayoutLayer(name=name, class_name=None, indices=tuple(idx)))
+    if len(used) != len(nested):
+        missing = [w for i, w in enumerate(nested) if i not in used]
+        raise ReferenceMismatchError(
+            f"expected the reference {Path(ref_path).name} to cover every weight of the template; "
+            f"found {len(missing)} not in it (first: {missing[0]!r}); pass a reference saved "
+            "from the same template"
+        )
+    return TemplateLayout(
+        layers=tuple(layers),
+        layer_names=tuple(ref_layer_names),
+        layout="exact",
+        source="reference",
+    )
+
+
+def from_model(
+    model: Any, nested: Sequence[str], shapes: Sequence[tuple[int, ...]]
+) -> TemplateLayout:
+    """Exact layout from a live Keras model (tf_keras or Keras 3) built like the template.
+
+    Uses each layer's number of trainable and non-trainable weights: the nested list is every
+    layer's trainable weights in order, then every layer's non-trainable weights.
+
+    Raises:
+        ReferenceMismatchError: counts or shapes differ from the checkpoint's.
+    """
+    try:
+        mlayers = list(model.layers)
+    except AttributeError as exc:
+        raise ReferenceMismatchError(
+            f"expected a Keras model as model=; found {type(model).__name__}; pass the template"
+        ) from exc
+    counts = []
+    for layer in mlayers:
+        tw = list(layer.trainable_weights)
+        nw = list(layer.non_trainable_weights)
+        counts.append((layer, tw, nw))
+    total = sum(len(t) + len(n) for _, t, n in counts)
+    if total != len(nested):
+        raise ReferenceMismatchError(
+            f"expected the model to have as many weights as the checkpoint's template; found "
+            f"{total} in the model and {len(nested)} in the file; pass the template model"
+        )
+    pos = 0
+    t_idx: list[list[int]] = []
+    for _, tw, _ in counts:
+        t_idx.append(list(range(pos, pos + len(tw))))
+        pos += len(tw)
+    layers = []
+    for (layer, tw, nw), tix in zip(counts, t_idx, strict=True):
+        nix = list(range(pos, pos + len(nw)))
+        pos += len(nw)
+        idx = tix + nix
+        for w, j in zip(tw + nw, idx, strict=True):
+            want = tuple(int(d) for d in w.shape)
+            if want != tuple(shapes[j]):
+                raise ReferenceMismatchError(
+                    f"expected weight {j} ({nested[j]!r}) to fit layer {layer.name!r}; found shape "
+                    f"{tuple(shapes[j])} in the file and {want} in the model; pass the template model"
+                )
+        if idx:
+            layers.append(
+                LayoutLayer(
+                    name=str(layer.name), class_name=type(layer).__name__, indices=tuple(idx)
+                )
+            )
+    return TemplateLayout(
+        layers=tuple(layers),
+        layer_names=tuple(str(layer.name) for layer in mlayers),
+        layout="exact",
+        source="model",
+    )
+
+
+def infer_from_names(nested: Sequence[str], template: str) -> TemplateLayout:
+    """Rebuild the layer order from weight names alone (``layout="inferred"``).
+
+    Runs of weights sharing a first name component are layers. The non-trainable tail starts
+    at the first run that repeats an earlier layer or holds moving statistics; a layer first
+    seen inside the tail is frozen and its position cannot be known, so that is refused.
+
+    Raises:
+        LayoutError: the order is visibly unknowable.
+    """
+    firsts = [_first(w, template, {}) for w in nested]
+    runs: list[tuple[str, list[int]]] = []
+    for i, f in enumerate(firsts):
+        if runs and runs[-1][0] == f:
+            runs[-1][1].append(i)
+        else:
+            runs.append((f, [i]))
+    seen: list[str] = []
+    tail_start: int | None = None
+    for r, (name, idx) in enumerate(runs):
+        moving = any(_NON_TRAINABLE_SUFFIX.search(nested[i]) for i in idx)
+        if tail_start is None and (name in seen or moving):
+            tail_start = r
+        if name not in seen:
+            seen.append(name)
+    if tail_start is not None:
+        before = {name for name, _ in runs[:tail_start]}
+        counts: dict[str, int] = {}
+        for name, _ in runs[tail_start:]:
+            counts[name] = counts.get(name, 0) + 1
+            if name not in before:
+                raise LayoutError(
+                    f"expected to place every layer of {template!r} from its weight names; found "
+                    f"layer {name!r} holds only non-trainable weights (frozen), so a weights-only "
+                    f"file does not say where it sits; {MAKE_EXACT}"
+                )
+            if counts[name] > 1:
+                raise LayoutError(
+                    f"expected each layer's weights in at most two runs; found {name!r} split "
+                    f"further in {template!r}; {MAKE_EXACT}"
+                )
+    _check_auto_name_order(seen, template)
+    by_layer: dict[str, list[int]] = {}
+    for i, f in enumerate(firsts):
+        by_layer.setdefault(f, []).append(i)
+    layers = tuple(LayoutLayer(name=n, class_name=None, indices=tuple(by_layer[n])) for n in seen)
+    note = (
+        "inferred from weight names: a weights-only file does not record the template's "
+        "layers, so frozen layers placed among trainable ones or models nested inside the "
+        f"template cannot be seen (loading then fails or, with equal shapes, misplaces weights); "
+        + MAKE_EXACT
+    )
+    return TemplateLayout(
+        layers=layers,
+        layer_names=tuple(seen),
+        layout="inferred",
+        source="names",
+        note=note,
+    )
+
+
+def _check_auto_name_order(order: Sequence[str], template: str) -> None:
+    """Refuse when auto-generated names (dense, dense_1, dense_2) come out of creation order.
+
+    Keras numbers auto-named layers in creation order; a frozen layer moved to the tail shows
+    up as a number out of sequence.
+    """
+    last: dict[str, int] = {}
+    for name in order:
+        m = _AUTO_NAME.match(name)
+        if m is None:
+            continue
+        base, num = m.group(1), m.group(2)
+        n = int(num) if num is not None else 0
+        if base in last and n < last[base]:
+            raise LayoutError(
+                f"expected {template!r}'s auto-named layers in creation order; found {name!r} "
+                f"after a later-numbered {base} layer, the sign of a frozen layer moved to the "
+                f"non-trainable tail; {MAKE_EXACT}"
+            )
+        last[base] = n
+
+
+def load_reference(path: str | Path) -> tuple[str, Any]:
+    """Read a ``--reference``: ("json", config) or ("h5", path). No code is run.
+
+    Raises:
+        LayoutError: the reference cannot be read.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise LayoutError(
+            f"expected --reference to be a file; found nothing at {p}; check the path"
+        )
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"\x89HDF"):
+        return "h5", p
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise LayoutError(
+            f"expected --reference to be a .h5 file or a JSON config (model.to_json()); found "
+            f"{p.name} is neither; pass one of those"
+        ) from exc
+    if not isinstance(data, dict) or "config" not in data:
+        raise LayoutError(
+            f"expected --reference JSON from model.to_json() (with class_name and config); found "
+            f"other JSON in {p.name}; pass the template's config"
+        )
+    return "json", data
