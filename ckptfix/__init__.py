@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .convert import ConvertOptions, convert_checkpoint, verify_conversion
 from .errors import (
     AmbiguousTemplateError,
     CkptfixError,
@@ -21,6 +22,7 @@ from .errors import (
     UnsupportedFormatError,
     VerificationError,
 )
+from .inspect import inspect_checkpoint
 from .report import (
     CheckpointReport,
     ConversionResult,
@@ -32,6 +34,10 @@ from .report import (
 
 __all__ = [
     "__version__",
+    "ConvertOptions",
+    "convert_checkpoint",
+    "inspect_checkpoint",
+    "verify_conversion",
     "AmbiguousTemplateError",
     "CheckpointReport",
     "CkptfixError",

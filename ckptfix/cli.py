@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -63,7 +64,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        is_flag=True,
+        help="Show the version and exit.",
     ),
 ) -> None:
     """Repair and prevent broken Keras checkpoints from data-parallel training."""
@@ -71,6 +77,86 @@ def _root(
 
 # --- commands -------------------------------------------------------------------------------
 # Each command lives in its own section below; keep them thin.
+
+
+@app.command()
+def convert(
+    src: Path = typer.Argument(..., help="The parallel (or wrapped) checkpoint. Never modified."),
+    dst: Path = typer.Argument(..., help="Where to write the single-model checkpoint."),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Exact layout for weights-only files: the template's JSON config "
+        "(model.to_json()), or a .h5 saved from the template.",
+    ),
+    template: str | None = typer.Option(
+        None, "--template", "-t", help="The nested model to lift out, when there are several."
+    ),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace an existing DST."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+) -> None:
+    """Rewrite a parallel checkpoint as the single template model's checkpoint."""
+    from .convert import convert_checkpoint
+
+    result = run_library(
+        lambda: convert_checkpoint(src, dst, template=template, reference=reference, force=force)
+    )
+    if as_json:
+        print_json(result)
+        return
+    from .render import render_conversion
+
+    out.print(render_conversion(result))
+
+
+@app.command()
+def verify(
+    src: Path = typer.Argument(..., help="The parallel checkpoint."),
+    dst: Path = typer.Argument(..., help="The converted single-model checkpoint."),
+    template: str | None = typer.Option(
+        None, "--template", "-t", help="The nested model, when there are several."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+) -> None:
+    """Compare the template inside SRC with DST, tensor by tensor (exit 7 on a mismatch)."""
+    from .convert import verify_conversion
+
+    result = run_library(lambda: verify_conversion(src, dst, template=template))
+    if as_json:
+        print_json(result)
+    else:
+        from .render import render_verification
+
+        out.print(render_verification(result))
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.VERIFY))
+
+
+@app.command()
+def inspect(
+    path: Path = typer.Argument(..., help="A Keras checkpoint (.h5, .hdf5, .weights.h5, .keras)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+    tensors: bool = typer.Option(False, "--tensors", help="List every tensor."),
+    template: str | None = typer.Option(
+        None, "--template", "-t", help="The nested model to describe, when there are several."
+    ),
+    reference: Path | None = typer.Option(
+        None, "--reference", "-r", help="A layout reference, as for convert."
+    ),
+) -> None:
+    """Explain what a checkpoint is and how to fix it."""
+    from .inspect import inspect_checkpoint
+
+    report = run_library(lambda: inspect_checkpoint(path, template=template, reference=reference))
+    if as_json:
+        from .render import report_json
+
+        print_json(report_json(report))
+        return
+    from .render import render_report
+
+    out.print(render_report(report, tensors=tensors))
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ def decode(value: Any) -> str:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CorruptCheckpointError(
-                f"expected UTF-8 text in an attribute; found undecodable bytes {bytes(value)[:40]!r}; "
+                "expected UTF-8 text in an attribute; found undecodable bytes "
+                f"{bytes(value)[:40]!r}; "
                 "the file is damaged or not a Keras checkpoint"
             ) from exc
     if isinstance(value, str):

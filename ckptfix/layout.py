@@ -82,7 +82,11 @@ def from_config(
         LayoutError: a weight that no layer of the config owns, or an owner that is ambiguous.
     """
     is_seq = template_cfg.class_name == "Sequential"
-    top = [c for c in config_layers(template_cfg.config) if not (is_seq and c.class_name == "InputLayer")]
+    top = [
+        c
+        for c in config_layers(template_cfg.config)
+        if not (is_seq and c.class_name == "InputLayer")
+    ]
     if not top:
         raise LayoutError(
             f"expected the config of {template_cfg.name!r} to list its layers; found none; "
@@ -229,7 +233,8 @@ def from_model(
             if want != tuple(shapes[j]):
                 raise ReferenceMismatchError(
                     f"expected weight {j} ({nested[j]!r}) to fit layer {layer.name!r}; found shape "
-                    f"{tuple(shapes[j])} in the file and {want} in the model; pass the template model"
+                    f"{tuple(shapes[j])} in the file and {want} in the model; "
+                    "pass the template model"
                 )
         if idx:
             layers.append(
@@ -294,7 +299,7 @@ def infer_from_names(nested: Sequence[str], template: str) -> TemplateLayout:
     note = (
         "inferred from weight names: a weights-only file does not record the template's "
         "layers, so frozen layers placed among trainable ones or models nested inside the "
-        f"template cannot be seen (loading then fails or, with equal shapes, misplaces weights); "
+        "template cannot be seen (loading then fails or, with equal shapes, misplaces weights); "
         + MAKE_EXACT
     )
     return TemplateLayout(

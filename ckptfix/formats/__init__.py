@@ -29,7 +29,9 @@ def detect_format(path: str | Path) -> str:
     if tf_ckpt:
         raise UnsupportedFormatError(tf_ckpt)
     if not p.exists():
-        raise NotACheckpointError(f"expected a checkpoint file; found nothing at {p}; check the path")
+        raise NotACheckpointError(
+            f"expected a checkpoint file; found nothing at {p}; check the path"
+        )
     if p.is_dir():
         raise NotACheckpointError(
             f"expected a checkpoint file; found a folder {p} that is not a SavedModel; pass a file"

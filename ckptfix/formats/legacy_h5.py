@@ -307,7 +307,9 @@ def _layout_from_reference(
         from dataclasses import replace
 
         cfg = ref.model_config
-        lay = replace(lay, config={"class_name": cfg.get("class_name"), "config": cfg.get("config")})
+        lay = replace(
+            lay, config={"class_name": cfg.get("class_name"), "config": cfg.get("config")}
+        )
     return lay
 
 
@@ -410,9 +412,7 @@ def _rewrite(f: h5py.File, plan: Plan) -> None:
 # --- verification -------------------------------------------------------------------------
 
 
-def verify_conversion(
-    src: Path, dst: Path, *, template: str | None = None
-) -> VerificationResult:
+def verify_conversion(src: Path, dst: Path, *, template: str | None = None) -> VerificationResult:
     """Compare every tensor of the template in ``src`` with ``dst``, byte for byte.
 
     ``dst`` must hold exactly the template's tensors, each under a layer group, with the same
