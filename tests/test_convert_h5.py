@@ -39,7 +39,7 @@ def assert_same_as_single(out: Path, single: Path) -> None:
     want = [(n, [w for w, _ in weights[n]]) for n in names if weights[n]]
     got = [(n, [w for w, _ in oweights[n]]) for n in onames if oweights[n]]
     assert got == want
-    for n, ws in want:
+    for n, _ws in want:
         for (w, a), (w2, b) in zip(weights[n], oweights[n], strict=True):
             assert w == w2 and a.dtype == b.dtype and a.shape == b.shape
             assert a.tobytes() == b.tobytes()
