@@ -585,8 +585,12 @@ def build_report(
     slices: Sequence[str] | None = None,
     merges: Sequence[str] | None = None,
     notes: Sequence[str] = (),
+    choice: str | None = None,
 ) -> CheckpointReport:
-    """A :class:`CheckpointReport` of a Keras 3 weights tree (``root``)."""
+    """A :class:`CheckpointReport` of a Keras 3 weights tree (``root``).
+
+    ``choice`` names the nested model to describe when there are several (``--template``).
+    """
     nested = find_nested(root)
     top = top_layers(root)
     if slices is None:
@@ -594,6 +598,8 @@ def build_report(
     if merges is None:
         merges = [n for s, n in top if _kind(s) in _MERGE_KINDS]
     template = nested[0] if len(nested) == 1 else None
+    if choice is not None and nested:
+        template = choose_template(nested, choice, path)
     if template is not None:
         group = root["layers"][template.segment]
         sub_order = (nested_order or {}).get(template.name)
@@ -608,8 +614,10 @@ def build_report(
     if not nested:
         command = None
         note = "a single model's checkpoint: nothing to convert"
-    elif template is None:
-        command = f"ckptfix convert {path.name} OUT --template NAME"
+    elif template is None or len(nested) > 1:
+        command = (
+            f"ckptfix convert {path.name} OUT --template {template.name if template else 'NAME'}"
+        )
         note = "several nested models hold weights: choose one with --template"
     else:
         command = f"ckptfix convert {path.name} OUT"
@@ -652,8 +660,12 @@ def _dtypes(group: h5py.Group) -> dict[str, int]:
     return out
 
 
-def inspect_checkpoint(path: Path, fmt: str) -> CheckpointReport:
-    """Describe a Keras 3 ``.weights.h5`` file: its nested models, layers and optimizer."""
+def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointReport:
+    """Describe a Keras 3 ``.weights.h5`` file: its nested models, layers and optimizer.
+
+    ``opts.template`` (a :class:`ckptfix.convert.ConvertOptions`) picks one of several nested
+    models to describe.
+    """
     with open_h5(path) as f:
         if not isinstance(f.get("layers"), h5py.Group) and not isinstance(
             f.get("vars"), h5py.Group
@@ -662,4 +674,5 @@ def inspect_checkpoint(path: Path, fmt: str) -> CheckpointReport:
                 f"expected a Keras 3 weights file (groups 'layers' and 'vars'); found neither in "
                 f"{path.name}; check that it was written by Keras"
             )
-        return build_report(path, fmt, f, keras_version=None)
+        choice = getattr(opts, "template", None)
+        return build_report(path, fmt, f, keras_version=None, choice=choice)

@@ -244,8 +244,11 @@ def verify_conversion(src: Path, dst: Path, *, template: str | None = None) -> V
     )
 
 
-def inspect_checkpoint(path: Path, fmt: str) -> CheckpointReport:
-    """Describe a ``.keras`` archive: its nested models, layers and optimizer."""
+def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointReport:
+    """Describe a ``.keras`` archive: its nested models, layers and optimizer.
+
+    ``opts.template`` picks one of several nested models to describe.
+    """
     archive = read_archive(path)
     entries = _layer_configs(archive.config)
     slices = [n for e in entries if e.get("class_name") == "Lambda" and (n := _name(e))]
@@ -276,4 +279,5 @@ def inspect_checkpoint(path: Path, fmt: str) -> CheckpointReport:
             slices=slices,
             merges=merges,
             notes=notes,
+            choice=getattr(opts, "template", None),
         )
