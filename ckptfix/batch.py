@@ -1,0 +1,437 @@
+"""Batch migration: convert every checkpoint under some files and folders in one call.
+
+:func:`convert_batch` finds the checkpoints (``.h5``, ``.hdf5``, ``.weights.h5``, ``.keras``,
+searched recursively in folders), maps each to the same relative path under an output folder,
+and runs :func:`ckptfix.convert_checkpoint` on each, in worker processes when ``jobs > 1``.
+Every input gets one :class:`BatchEntry`: *converted*, *skipped* (already a single model, or
+its output already exists and matches it) or *failed* (with the one-line reason); the batch
+always goes on. Entries come back in input order whatever order the workers finish in, and
+the files written are byte-identical to a serial run's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import CkptfixError, NotACheckpointError, NothingToConvertError, OutputError
+from .output import TEMP_MARK, same_file
+
+#: File name endings searched for in folders (``.weights.h5`` ends with ``.h5``).
+CHECKPOINT_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+BatchStatus = Literal["converted", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One planned conversion: an input file and where its output goes."""
+
+    source: str
+    destination: str
+    file_bytes: int  # size of the input file on disk
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """What happened to one input of a batch.
+
+    ``destination`` is the output file when there is one (converted, or an existing output
+    kept); ``reason`` says why an input was skipped or failed (the library's one-line message),
+    or notes a replaced output; ``exit_code`` is what ``ckptfix convert`` alone would have
+    returned for this file; ``error`` is the error's class name.
+    """
+
+    source: str
+    status: BatchStatus
+    reason: str | None
+    destination: str | None
+    template: str | None = None
+    replicas: int | None = None
+    tensors: int = 0
+    bytes: int = 0  # tensor bytes written (or checked, for a kept output)
+    file_bytes: int = 0
+    seconds: float = 0.0
+    format: str | None = None
+    layout: str | None = None
+    error: str | None = None
+    exit_code: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """The outcome of :func:`convert_batch`: one entry per input, in input order, and totals."""
+
+    out_dir: str
+    jobs: int
+    entries: tuple[BatchEntry, ...]
+    files: int
+    converted: int
+    skipped: int
+    failed: int
+    tensors: int
+    bytes: int
+    file_bytes: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when no input failed (skipped inputs are fine)."""
+        return self.failed == 0
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Passed to the progress callback: once before any work (``entry`` None), then per file."""
+
+    entry: BatchEntry | None
+    files_done: int
+    files_total: int
+    bytes_done: int  # input file bytes of the finished files
+    bytes_total: int
+
+
+BatchProgressCallback = Callable[[BatchProgress], None]
+
+
+@dataclass(frozen=True)
+class _Options:
+    template: str | None
+    reference: str | None
+    force: bool
+
+
+def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tuple[BatchItem, ...]:
+    """List the checkpoints under ``sources`` and the output path of each under ``out_dir``.
+
+    Folders are searched recursively for :data:`CHECKPOINT_SUFFIXES` (symlinked folders are not
+    followed; ckptfix temporaries and anything inside ``out_dir`` are left out); files named
+    directly are taken whatever their name. Outputs keep each input's path relative to the
+    deepest folder that holds every source, so the input tree is mirrored and two inputs never
+    share an output. The order is sorted by that relative path; duplicates are dropped.
+
+    Raises:
+        NotACheckpointError: a source does not exist, or no checkpoint was found at all.
+        OutputError: an output would be its own input (``out_dir`` is a source folder).
+    """
+    out = Path(out_dir).absolute()
+    found: dict[str, tuple[Path, bool]] = {}  # realpath -> (absolute path, under a folder)
+    roots: list[Path] = []
+    for s in sources:
+        p = Path(s).absolute()
+        if p.is_dir():
+            if same_file(p, out):
+                raise OutputError(
+                    f"expected --out-dir apart from the inputs; found {s} is both a source "
+                    "folder and the output folder; choose another output folder"
+                )
+            roots.append(p)
+            for f in _walk(p, out):
+                found.setdefault(os.path.realpath(f), (f, True))
+        elif p.exists():
+            roots.append(p.parent)
+            found.setdefault(os.path.realpath(p), (p, False))
+        else:
+            raise NotACheckpointError(
+                f"expected a checkpoint file or a folder of them; found nothing at {s}; "
+                "check the path"
+            )
+    if not found:
+        raise NotACheckpointError(
+            "expected .h5, .hdf5, .weights.h5 or .keras files; found none in "
+            f"{', '.join(str(s) for s in sources)}; check the paths"
+        )
+    base = Path(os.path.commonpath([str(r) for r in roots]))
+    items = []
+    for path, _ in found.values():
+        rel = path.relative_to(base)
+        dst = out / rel
+        if same_file(path, dst):
+            raise OutputError(
+                f"expected --out-dir apart from the inputs; found {dst} would overwrite its "
+                "own input; choose another output folder"
+            )
+        items.append(BatchItem(str(path), str(dst), _size(path)))
+    items.sort(key=lambda it: Path(it.source).relative_to(base).parts)
+    return tuple(items)
+
+
+def convert_batch(
+    sources: Sequence[str | Path] | str | Path,
+    out_dir: str | Path,
+    *,
+    jobs: int | None = None,
+    force: bool = False,
+    reference: str | Path | None = None,
+    template: str | None = None,
+    progress: BatchProgressCallback | None = None,
+) -> BatchReport:
+    """Convert every checkpoint under ``sources`` into the same tree under ``out_dir``.
+
+    Args:
+        sources: checkpoint files and folders (searched recursively, see
+            :func:`find_checkpoints`). Never modified.
+        out_dir: the output folder (created when missing); each output keeps its input's
+            relative path and file name.
+        jobs: worker processes (default: the CPUs this process may use); 1 runs in this process.
+        force: replace outputs that already exist. Without it an existing output is kept: it is
+            verified against its input and the entry is *skipped* (or *failed* if it differs).
+        reference: a layout reference for Keras 2 weights-only files, used for every input.
+        template: the nested model to lift out, for every input.
+        progress: called with a :class:`BatchProgress` before the work and after each file.
+
+    Returns:
+        A :class:`BatchReport`: one :class:`BatchEntry` per input, in input order, and totals.
+        ``report.ok`` is False when any input failed.
+
+    Raises:
+        NotACheckpointError: a source is missing or no checkpoint was found.
+        OutputError: ``out_dir`` cannot be created or would overwrite the inputs.
+
+    Example:
+        >>> import ckptfix
+        >>> report = ckptfix.convert_batch(["runs/"], "fixed/", jobs=4)  # doctest: +SKIP
+        >>> report.converted, report.skipped, report.failed  # doctest: +SKIP
+        (118, 2, 0)
+    """
+    start = time.perf_counter()
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if isinstance(sources, str | Path):
+        sources = [sources]
+    items = find_checkpoints(sources, out_dir)
+    out = Path(out_dir).absolute()
+    created = _make_folders(out, items)
+    opts = _Options(template, None if reference is None else str(reference), force)
+    n = min(jobs or _cpu_count(), len(items))
+    total_bytes = sum(it.file_bytes for it in items)
+    done = [0, 0]
+
+    def report_progress(entry: BatchEntry | None, item: BatchItem | None) -> None:
+        if item is not None:
+            done[0] += 1
+            done[1] += item.file_bytes
+        if progress is not None:
+            progress(BatchProgress(entry, done[0], len(items), done[1], total_bytes))
+
+    report_progress(None, None)
+    entries: list[BatchEntry | None] = [None] * len(items)
+    try:
+        if n <= 1:
+            for i, item in enumerate(items):
+                entries[i] = convert_one(item, opts)
+                report_progress(entries[i], item)
+        else:
+            _run_pool(items, opts, n, entries, report_progress)
+    finally:
+        _remove_empty(created)
+    final = tuple(e for e in entries if e is not None)
+    return BatchReport(
+        out_dir=str(out_dir),
+        jobs=max(n, 1),
+        entries=final,
+        files=len(final),
+        converted=sum(e.status == "converted" for e in final),
+        skipped=sum(e.status == "skipped" for e in final),
+        failed=sum(e.status == "failed" for e in final),
+        tensors=sum(e.tensors for e in final if e.status == "converted"),
+        bytes=sum(e.bytes for e in final if e.status == "converted"),
+        file_bytes=total_bytes,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
+    """Convert one item; never raises for a bad input (it becomes a *failed* entry).
+
+    Runs in the worker processes, so it takes and returns only picklable data.
+    """
+    from .convert import convert_checkpoint, verify_conversion
+
+    start = time.perf_counter()
+    src, dst = item.source, item.destination
+    existed = os.path.lexists(dst)
+    try:
+        if existed and not opts.force:
+            check = verify_conversion(src, dst, template=opts.template)
+            if not check.ok:
+                return BatchEntry(
+                    source=src,
+                    file_bytes=item.file_bytes,
+                    status="failed",
+                    reason=f"expected the existing output {dst} to match its input; found "
+                    f"{len(check.mismatches)} mismatching tensors (first: {check.mismatches[0]}); "
+                    "pass --force to replace it",
+                    destination=dst,
+                    tensors=check.tensors,
+                    error="OutputError",
+                    exit_code=int(OutputError.exit_code),
+                    seconds=time.perf_counter() - start,
+                )
+            return BatchEntry(
+                source=src,
+                file_bytes=item.file_bytes,
+                status="skipped",
+                reason=f"output exists and matches the input; kept {dst} "
+                "(pass --force to replace it)",
+                destination=dst,
+                tensors=check.tensors,
+                bytes=check.bytes,
+                seconds=time.perf_counter() - start,
+            )
+        r = convert_checkpoint(
+            src, dst, template=opts.template, reference=opts.reference, force=opts.force
+        )
+    except NothingToConvertError as exc:
+        return _error_entry(item, "skipped", exc, start)
+    except CkptfixError as exc:
+        return _error_entry(item, "failed", exc, start)
+    except Exception as exc:  # a bug must not stop the other files of the batch
+        return BatchEntry(
+            source=src,
+            file_bytes=item.file_bytes,
+            status="failed",
+            reason=f"expected to convert {Path(src).name}; found an unexpected "
+            f"{type(exc).__name__}: {exc}; please report this with the file's `ckptfix inspect`",
+            destination=None,
+            error=type(exc).__name__,
+            exit_code=1,
+            seconds=time.perf_counter() - start,
+        )
+    return BatchEntry(
+        source=src,
+        file_bytes=item.file_bytes,
+        status="converted",
+        reason="replaced the existing output (--force)" if existed else None,
+        destination=r.destination,
+        template=r.template,
+        replicas=r.replicas,
+        tensors=r.tensors,
+        bytes=r.bytes,
+        seconds=time.perf_counter() - start,
+        format=r.format,
+        layout=r.layout,
+        warnings=r.warnings,
+    )
+
+
+def _error_entry(
+    item: BatchItem, status: BatchStatus, exc: CkptfixError, start: float
+) -> BatchEntry:
+    return BatchEntry(
+        source=item.source,
+        status=status,
+        reason=str(exc),
+        destination=None,
+        file_bytes=item.file_bytes,
+        seconds=time.perf_counter() - start,
+        error=type(exc).__name__,
+        exit_code=int(exc.exit_code),
+    )
+
+
+def _run_pool(
+    items: Sequence[BatchItem],
+    opts: _Options,
+    n: int,
+    entries: list[BatchEntry | None],
+    report_progress: Callable[[BatchEntry | None, BatchItem | None], None],
+) -> None:
+    # spawn: never fork a parent that may hold threads (TensorFlow, rich, the caller's own).
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        futures = {pool.submit(convert_one, item, opts): i for i, item in enumerate(items)}
+        try:
+            for fut in cf.as_completed(futures):
+                i = futures[fut]
+                try:
+                    entry = fut.result()
+                except Exception as exc:  # the worker died (killed, out of memory, crash)
+                    entry = BatchEntry(
+                        source=items[i].source,
+                        status="failed",
+                        reason=f"expected a result for {Path(items[i].source).name}; found its "
+                        f"worker process stopped ({type(exc).__name__}: {exc}); rerun the batch "
+                        "(finished outputs are kept) or use --jobs 1",
+                        destination=None,
+                        file_bytes=items[i].file_bytes,
+                        error=type(exc).__name__,
+                        exit_code=1,
+                    )
+                entries[i] = entry
+                report_progress(entry, items[i])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _walk(folder: Path, out: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        # never pick up our own outputs (an --out-dir inside a source folder)
+        dirnames[:] = [d for d in dirnames if not same_file(here / d, out)]
+        for name in filenames:
+            if TEMP_MARK in name or not name.lower().endswith(CHECKPOINT_SUFFIXES):
+                continue
+            yield here / name
+
+
+def _make_folders(out: Path, items: Iterable[BatchItem]) -> list[Path]:
+    """Create every output folder up front (no races between workers); return the new ones."""
+    created: list[Path] = []
+    for folder in sorted({Path(it.destination).parent for it in items} | {out}):
+        missing = []
+        p = folder
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"expected to create the output folder {folder}; found an OS error "
+                f"({exc.strerror or exc}); check permissions or choose another --out-dir"
+            ) from exc
+        created += [m for m in missing if m != out]
+    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders this batch created that stayed empty (inputs skipped or failed)."""
+    for folder in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty: it holds outputs
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+__all__ = [
+    "BatchEntry",
+    "BatchItem",
+    "BatchProgress",
+    "BatchReport",
+    "CHECKPOINT_SUFFIXES",
+    "convert_batch",
+    "find_checkpoints",
+]
