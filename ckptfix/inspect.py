@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import formats
-from .convert import ConvertOptions, _module_for
+from .convert import ConvertOptions
+from .errors import CkptfixError, CorruptCheckpointError
 from .report import CheckpointReport
 
 
@@ -17,16 +18,26 @@ def inspect_checkpoint(
 ) -> CheckpointReport:
     """Describe a Keras checkpoint: format, parallel pattern, template, layers, sizes, optimizer.
 
+    Only metadata is read (names, shapes, dtypes, attributes; the optimizer's iteration
+    counter is the one scalar read), so a file of any size is described in well under a
+    second, and TensorFlow is never imported.
+
     Args:
         path: a Keras 2 ``.h5``/``.hdf5``, Keras 3 ``.weights.h5`` or ``.keras`` file.
         template: the nested model to describe when there are several.
-        reference: a layout reference, as for :func:`ckptfix.convert_checkpoint`.
+        reference: a layout reference, as for :func:`ckptfix.convert_checkpoint` (a
+            ``model.to_json()`` file or a ``.h5`` saved from the template); it makes the
+            reported layout of a Keras 2 weights-only file exact.
 
     Returns:
-        A :class:`CheckpointReport`.
+        A :class:`CheckpointReport` (``report.parallel``, ``report.template``,
+        ``report.replicas``, ``report.layers``, ``report.layout``, ``report.convert_command``…).
 
     Raises:
-        NotACheckpointError, CorruptCheckpointError, UnsupportedFormatError: bad input.
+        NotACheckpointError: not HDF5 or zip, or HDF5 not written by Keras.
+        UnsupportedFormatError: a TensorFlow-format checkpoint or a SavedModel folder.
+        CorruptCheckpointError: Keras structure that is truncated or inconsistent.
+        LayoutError: ``template`` names no nested model of the file.
 
     Example:
         >>> report = ckptfix.inspect_checkpoint("parallel.h5")  # doctest: +SKIP
@@ -35,6 +46,31 @@ def inspect_checkpoint(
     """
     p = Path(path)
     fmt = formats.detect_format(p)
-    opts = ConvertOptions(template=template, reference=reference)
-    report: CheckpointReport = _module_for(fmt).inspect_checkpoint(p, fmt, opts)
-    return report
+    try:
+        return _inspect_format(p, fmt, ConvertOptions(template=template, reference=reference))
+    except CkptfixError:
+        raise
+    except (OSError, KeyError, RuntimeError) as exc:
+        # h5py reports damaged structure (truncated files, broken links) with these.
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise CorruptCheckpointError(
+            f"expected a readable Keras checkpoint; found HDF5/zip refused to read {p.name} "
+            f"({first}); the file is truncated or damaged"
+        ) from exc
+
+
+def _inspect_format(p: Path, fmt: str, opts: ConvertOptions) -> CheckpointReport:
+    """Dispatch to the format module's ``inspect_checkpoint``."""
+    if fmt in (formats.KERAS2_WEIGHTS, formats.KERAS2_MODEL):
+        from .formats import legacy_h5
+
+        return legacy_h5.inspect_checkpoint(p, fmt, opts)
+    if fmt == formats.KERAS3_WEIGHTS:
+        from .formats import keras3_weights
+
+        report: CheckpointReport = keras3_weights.inspect_checkpoint(p, fmt)
+        return report
+    from .formats import keras_archive
+
+    archive_report: CheckpointReport = keras_archive.inspect_checkpoint(p, fmt)
+    return archive_report

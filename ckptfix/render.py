@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .report import CheckpointReport, ConversionResult, LayerEntry, VerificationResult, to_jsonable
+from .report import (
+    CheckpointReport,
+    ConversionResult,
+    LayerEntry,
+    TensorEntry,
+    VerificationResult,
+)
 
 
 def human_bytes(n: int) -> str:
@@ -66,63 +74,333 @@ def render_verification(r: VerificationResult) -> RenderableType:
     return Group(*lines)
 
 
+#: Human names of the formats (``CheckpointReport.format``).
+FORMAT_LABELS = {
+    "keras2-h5-weights": "Keras 2 HDF5, weights only (save_weights)",
+    "keras2-h5-model": "Keras 2 HDF5, full model (model.save)",
+    "keras3-weights": "Keras 3 .weights.h5",
+    "keras3-archive": "Keras 3 .keras archive",
+}
+
+#: Where a layout came from, in words.
+LAYOUT_SOURCES = {
+    "model": "the live model",
+    "reference": "--reference",
+    "config": "the file's own model config",
+    "names": "weight names only",
+}
+
+#: The longest period of repeated layer blocks that the tree folds (ResNet blocks are 6-10).
+MAX_PERIOD = 10
+#: Rows of the tree shown before the middle is cut (``--tensors`` shows everything).
+MAX_ROWS = 60
+
+# ``inspect --json``: the documented top-level keys, in order (README "inspect --json").
+JSON_SCHEMA_VERSION = 1
+
+
 def report_json(r: CheckpointReport) -> dict[str, Any]:
-    """The documented ``inspect --json`` object."""
-    data: dict[str, Any] = to_jsonable(r)
-    return data
+    """The documented ``inspect --json`` object (schema in the README, tested key by key)."""
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        "path": r.path,
+        "format": r.format,
+        "keras_version": r.keras_version,
+        "backend": r.backend,
+        "parallel": r.parallel,
+        "wrapped": r.wrapped,
+        "template": r.template,
+        "replicas": r.replicas,
+        "slices": list(r.slices),
+        "merges": list(r.merges),
+        "candidates": list(r.candidates),
+        "layout": r.layout,
+        "layout_source": r.layout_source,
+        "layout_note": r.layout_note,
+        "layers": [_layer_json(layer) for layer in r.layers],
+        "tensors": r.tensors,
+        "parameters": r.parameters,
+        "bytes": r.bytes,
+        "dtypes": dict(r.dtypes),
+        "optimizer": {
+            "present": r.optimizer.present,
+            "class_name": r.optimizer.class_name,
+            "iterations": r.optimizer.iterations,
+            "slots": r.optimizer.slots,
+            "tensors": r.optimizer.tensors,
+            "bytes": r.optimizer.bytes,
+        },
+        "convert_command": r.convert_command,
+        "notes": list(r.notes),
+    }
+
+
+def _layer_json(layer: LayerEntry) -> dict[str, Any]:
+    return {
+        "name": layer.name,
+        "class_name": layer.class_name,
+        "trainable": layer.trainable,
+        "weights": [
+            {"name": w.name, "shape": list(w.shape), "dtype": w.dtype, "bytes": w.nbytes}
+            for w in layer.weights
+        ],
+        "layers": [_layer_json(c) for c in layer.children],
+    }
+
+
+def render_report(r: CheckpointReport, tensors: bool = False) -> RenderableType:
+    """Header panel (what it is, what to do) + a tree of the template's layers.
+
+    Runs of layers built alike (same class, weight shapes and dtypes; also repeated blocks of
+    up to :data:`MAX_PERIOD` layers, as in ResNets) are folded into one line, and the middle of
+    a still-long tree is cut; ``tensors=True`` lists every layer and every tensor instead.
+    """
+    parts: list[RenderableType] = [
+        Panel(_header(r), title="ckptfix inspect", title_align="left", expand=False)
+    ]
+    parts.append(_tree(r, tensors))
+    if not tensors and _count_weights(r.layers):
+        parts.append(Text("(--tensors lists every tensor with its shape and dtype)", style="dim"))
+    return Group(*parts)
+
+
+def _header(r: CheckpointReport) -> Table:
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(overflow="fold")
+    head.add_row("file", escape(r.path))
+    written = ", ".join(
+        x
+        for x in (
+            f"Keras {r.keras_version}" if r.keras_version else None,
+            f"backend {r.backend}" if r.backend else None,
+        )
+        if x
+    )
+    label = FORMAT_LABELS.get(r.format, r.format)
+    head.add_row(
+        "format", f"{label}" + (f" [dim]· written by {escape(written)}[/]" if written else "")
+    )
+    if r.parallel:
+        reps = f"{r.replicas} replicas" if r.replicas else "replica count unknown"
+        kind = f"[bold red]parallel[/] (multi_gpu_model, {reps})"
+    elif r.wrapped:
+        kind = "[bold yellow]wrapped[/]: the whole model is nested inside another"
+    else:
+        kind = "[bold green]single model[/]"
+    head.add_row("checkpoint", kind)
+    if r.template:
+        head.add_row("template", f"[bold]{escape(r.template)}[/]")
+    if len(r.candidates) > 1:
+        head.add_row("nested models", escape(", ".join(r.candidates)))
+    if r.slices or r.merges:
+        bits = []
+        if r.slices:
+            bits.append(f"{len(r.slices)} slice layers ({escape(_ellipsize(r.slices))})")
+        if r.merges:
+            bits.append(f"merged by {escape(', '.join(r.merges))}")
+        head.add_row("around it", "; ".join(bits) + " [dim](no weights; dropped by convert)[/]")
+    dtypes = ", ".join(f"{k} ×{v}" for k, v in r.dtypes.items())
+    head.add_row(
+        "weights",
+        f"{r.tensors:,} tensors, {r.parameters:,} parameters, {human_bytes(r.bytes)}"
+        + (f" [dim]({dtypes})[/]" if dtypes else ""),
+    )
+    weighted = _count_weighted(r.layers)
+    if weighted:
+        classes = _class_counts(r.layers)
+        frozen = sum(1 for layer in _walk(r.layers) if layer.trainable is False)
+        line = f"{weighted} with weights"
+        if classes:
+            line += f" [dim]({escape(classes)})[/]"
+        if frozen:
+            line += f", [yellow]{frozen} frozen[/]"
+        head.add_row("layers", line)
+    o = r.optimizer
+    if o.present:
+        it = f"iterations {o.iterations:,}" if o.iterations is not None else "iterations not stored"
+        head.add_row(
+            "optimizer",
+            f"{escape(o.class_name or 'unknown class')}: {it}, {o.slots} slot tensors "
+            f"({human_bytes(o.bytes)}; not counted above)",
+        )
+    else:
+        head.add_row("optimizer", "[dim]none stored[/]")
+    if r.layout == "exact":
+        head.add_row(
+            "layout", f"[green]exact[/] (from {LAYOUT_SOURCES.get(r.layout_source or '', '?')})"
+        )
+    elif r.layout == "inferred":
+        head.add_row(
+            "layout", f"[yellow]inferred[/] (from {LAYOUT_SOURCES.get(r.layout_source or '', '?')})"
+        )
+    elif r.wrapped:
+        head.add_row("layout", "[red]unknowable from this file[/]: convert needs --reference")
+    if r.layout_note and (r.wrapped or r.layout is not None):
+        head.add_row("why", Text(r.layout_note, style="yellow"))
+    for note in r.notes:
+        head.add_row("note", Text(note))
+    if r.convert_command:
+        head.add_row("fix", Text(r.convert_command, style="bold cyan"))
+    elif not r.wrapped and len(r.candidates) <= 1:
+        head.add_row(
+            "fix",
+            "[green]already single[/]: nothing to convert; load it with model.load_weights() "
+            "or load_model()",
+        )
+    return head
+
+
+def _tree(r: CheckpointReport, tensors: bool) -> Tree:
+    if r.template:
+        root = f"[bold]{escape(r.template)}[/] [dim](template)[/]"
+    else:
+        root = "[bold]model[/]"
+    tree = Tree(root, guide_style="dim")
+    rows = _add_layers(tree, r.layers, tensors, budget=None if tensors else MAX_ROWS)
+    if not r.layers:
+        tree.add("[dim]no layer holds weights[/]")
+    del rows
+    return tree
+
+
+def _add_layers(node: Tree, layers: Sequence[LayerEntry], tensors: bool, budget: int | None) -> int:
+    """Add ``layers`` under ``node`` (folded unless ``tensors``); return the rows added."""
+    layers = [layer for layer in layers if layer.weights or layer.children]
+    items: list[tuple[str, Any]]
+    if tensors:
+        items = [("layer", layer) for layer in layers]
+    else:
+        items = _fold(layers)
+    if budget is not None and len(items) > budget:
+        head, tail = budget * 3 // 4, budget // 4
+        hidden = items[head : len(items) - tail]
+        n_hidden = sum(1 if k == "layer" else len(v[1]) for k, v in hidden)
+        items = [
+            *items[:head],
+            ("cut", n_hidden),
+            *items[len(items) - tail :],
+        ]
+    rows = 0
+    for kind, value in items:
+        rows += 1
+        if kind == "cut":
+            node.add(f"[dim]⋯ {value:,} more layers (--tensors lists them all)[/]")
+        elif kind == "run":
+            node.add(_run_label(*value))
+        else:
+            layer: LayerEntry = value
+            sub = node.add(_layer_label(layer))
+            if layer.children:
+                rows += _add_layers(sub, layer.children, tensors, budget)
+            elif tensors:
+                for w in layer.weights:
+                    sub.add(_tensor_label(w))
+                    rows += 1
+    return rows
+
+
+def _fold(layers: Sequence[LayerEntry]) -> list[tuple[str, Any]]:
+    """Fold runs of alike layers: (``"layer"``, entry) or (``"run"``, (block, repeats))."""
+    sigs = [_signature(layer) for layer in layers]
+    n = len(layers)
+    out: list[tuple[str, Any]] = []
+    i = 0
+    while i < n:
+        best_p, best_reps = 1, 1
+        for p in range(1, MAX_PERIOD + 1):
+            if i + 2 * p > n:
+                break
+            reps = 1
+            while (
+                i + (reps + 1) * p <= n
+                and sigs[i + reps * p : i + (reps + 1) * p] == sigs[i : i + p]
+            ):
+                reps += 1
+            # Fold only what saves rows: 3+ single layers, or 2+ repeats of a block.
+            worth = reps >= 3 if p == 1 else reps >= 2
+            if worth and p * reps > best_p * best_reps:
+                best_p, best_reps = p, reps
+        block = layers[i : i + best_p]
+        out += [("layer", layer) for layer in block]
+        if best_reps > 1:
+            rest = layers[i + best_p : i + best_p * best_reps]
+            out.append(("run", (block, rest)))
+        i += best_p * best_reps
+    return out
+
+
+def _signature(layer: LayerEntry) -> tuple[Any, ...]:
+    return (
+        layer.class_name,
+        layer.trainable,
+        tuple((w.shape, w.dtype) for w in layer.weights),
+        tuple(_signature(c) for c in layer.children),
+    )
 
 
 def _layer_label(layer: LayerEntry) -> str:
     n = sum(w.size for w in layer.weights)
-    cls = f" [dim]{layer.class_name}[/]" if layer.class_name else ""
+    cls = f" [dim]{escape(layer.class_name)}[/]" if layer.class_name else ""
     frozen = " [yellow](frozen)[/]" if layer.trainable is False else ""
-    return f"{layer.name}{cls}{frozen}  [dim]{len(layer.weights)} tensors, {n:,} params[/]"
+    t = "tensor" if len(layer.weights) == 1 else "tensors"
+    return f"{escape(layer.name)}{cls}{frozen}  [dim]{len(layer.weights)} {t}, {n:,} params[/]"
 
 
-def render_report(r: CheckpointReport, tensors: bool = False) -> RenderableType:
-    """Header panel + a tree of the template's layers."""
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
-    head.add_row("file", r.path)
-    head.add_row("format", f"{r.format} (Keras {r.keras_version or '?'}, {r.backend or '?'})")
-    if r.parallel:
-        kind = f"[red]parallel[/] (multi_gpu_model): {r.replicas or '?'} replicas"
-    elif r.wrapped:
-        kind = "[red]wrapped[/]: a model nested in another"
-    else:
-        kind = "[green]single model[/]"
-    head.add_row("checkpoint", kind)
-    if r.template:
-        head.add_row("template", r.template)
-    if r.slices or r.merges:
-        head.add_row("around it", f"{len(r.slices)} slice layers, merges: {', '.join(r.merges)}")
-    head.add_row(
-        "weights",
-        f"{r.tensors} tensors, {r.parameters:,} parameters, {human_bytes(r.bytes)} "
-        f"({', '.join(f'{k}: {v}' for k, v in r.dtypes.items())})",
+def _run_label(block: Sequence[LayerEntry], rest: Sequence[LayerEntry]) -> str:
+    params = sum(w.size for layer in rest for w in layer.weights)
+    span = f"{escape(rest[0].name)} … {escape(rest[-1].name)}"
+    if len(block) == 1:
+        like = block[0]
+        cls = f"{like.class_name} " if like.class_name else ""
+        return (
+            f"[dim]⋯ {len(rest):,} more {escape(cls)}layers like {escape(like.name)}: "
+            f"{span} ({params:,} params)[/]"
+        )
+    times = len(rest) // len(block)
+    return (
+        f"[dim]⋯ the {len(block)} layers above repeat {times} more "
+        f"{'time' if times == 1 else 'times'}: {span} ({len(rest)} layers, {params:,} params)[/]"
     )
-    o = r.optimizer
-    head.add_row(
-        "optimizer",
-        "none stored"
-        if not o.present
-        else f"{o.class_name or '?'}: {o.slots} slot tensors, iterations {o.iterations}",
+
+
+def _tensor_label(w: TensorEntry) -> str:
+    shape = "(" + ", ".join(str(s) for s in w.shape) + ("," if len(w.shape) == 1 else "") + ")"
+    unit = "param" if w.size == 1 else "params"
+    return f"{escape(w.name)}  [cyan]{shape}[/] {w.dtype}  [dim]{w.size:,} {unit}[/]"
+
+
+def _walk(layers: Sequence[LayerEntry]) -> Iterator[LayerEntry]:
+    for layer in layers:
+        yield layer
+        yield from _walk(layer.children)
+
+
+def _count_weighted(layers: Sequence[LayerEntry]) -> int:
+    """Layers holding weights, counting a nested model's inner layers instead of the model."""
+    return sum(
+        _count_weighted(layer.children) if layer.children else (1 if layer.weights else 0)
+        for layer in layers
     )
-    if r.layout:
-        head.add_row("layout", f"{r.layout} (from {r.layout_source})")
-    if r.layout_note:
-        head.add_row("note", Text(r.layout_note, style="yellow"))
-    head.add_row("fix", r.convert_command or "already single: nothing to convert")
-    tree = Tree(f"[bold]{r.template or 'model'}[/]")
-    for layer in r.layers:
-        node = tree.add(_layer_label(layer))
-        for child in layer.children:
-            sub = node.add(_layer_label(child))
-            if tensors:
-                for w in child.weights:
-                    sub.add(f"{w.name} {w.shape} {w.dtype}")
-        if tensors and not layer.children:
-            for w in layer.weights:
-                node.add(f"{w.name} {w.shape} {w.dtype}")
-    return Group(Panel(head, title="ckptfix inspect", expand=False), tree)
+
+
+def _count_weights(layers: Sequence[LayerEntry]) -> int:
+    return sum(len(layer.weights) for layer in layers)
+
+
+def _class_counts(layers: Sequence[LayerEntry]) -> str:
+    counts: dict[str, int] = {}
+    for layer in _walk(layers):
+        if layer.weights and not layer.children:
+            if not layer.class_name:
+                return ""  # a partial count would mislead
+            counts[layer.class_name] = counts.get(layer.class_name, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{k} {v}" for k, v in top[:6])
+    return text + (", …" if len(top) > 6 else "")
+
+
+def _ellipsize(names: Sequence[str], keep: int = 2) -> str:
+    if len(names) <= keep + 1:
+        return ", ".join(names)
+    return f"{names[0]} … {names[-1]}"

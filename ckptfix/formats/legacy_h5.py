@@ -508,59 +508,65 @@ def compare_datasets(a: h5py.Dataset, b: h5py.Dataset) -> str | None:
 
 
 def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointReport:
-    """Describe a Keras 2 file: pattern, template layers, counts, optimizer, layout."""
+    """Describe a Keras 2 file: pattern, template layers, counts, optimizer, layout.
+
+    Never raises for a readable file whose structure is merely unusual: a single model, a
+    model containing models, several candidate templates and an unknowable layout are all
+    described (with what to do), not refused.
+    """
     ck = read_checkpoint(path)
-    template = getattr(opts, "template", None)
+    template: str | None = getattr(opts, "template", None)
     reference = getattr(opts, "reference", None)
-    notes: list[str] = []
-    plan: Plan | None = None
-    layout_note: str | None = None
-    try:
-        plan = plan_conversion(ck, template=template, reference=reference)
-    except NothingToConvertError:
-        plan = None
-    except LayoutError as exc:
-        layout_note = str(exc)
-        plan = None
     candidates = _candidates(ck)
     optimizer = _optimizer_state(ck)
-    if plan is not None:
-        layers = _report_layers(plan)
-        tensors = plan.nested_tensors
-        template_name: str | None = plan.pattern.template
-        pat: Pattern | None = plan.pattern
-        layout = plan.layout.layout
-        layout_source = plan.layout.source
-        layout_note = plan.layout.note
-        cmd = f"ckptfix convert {path} {_suggest_out(path)}"
-        if template:
-            cmd += f" --template {template}"
-    else:
+    notes: list[str] = []
+    pat: Pattern | None = None
+    try:
+        pat = find_pattern(ck.layer_names, ck.weights, ck.cfg_layers, template, path.name)
+    except NothingToConvertError:
         pat = None
-        if layout_note is not None or candidates:
-            try:
-                pat = find_pattern(ck.layer_names, ck.weights, ck.cfg_layers, template, path.name)
-            except Exception:  # noqa: BLE001 - the report still describes the file
-                pat = None
-        template_name = pat.template if pat else None
-        layers = tuple(
-            LayerEntry(
-                name=n,
-                class_name=_class_of(ck, n),
-                weights=tuple(ck.tensors[n]),
+    except AmbiguousTemplateError:
+        pat = None
+        if len(candidates) > 1:
+            notes.append(
+                f"{len(candidates)} nested models hold weights ({', '.join(candidates)}): "
+                "choose the template with --template NAME"
             )
-            for n in ck.layer_names
-            if ck.tensors[n]
-        )
+        else:
+            outer = [n for n in ck.layer_names if ck.weights[n] and n not in candidates]
+            notes.append(
+                f"an ordinary model that contains the model {candidates[0]!r} beside other "
+                f"layers with weights ({_short_list(outer)}): load it directly; to extract "
+                f"{candidates[0]!r} alone run: "
+                + _convert_command(path, template=candidates[0], reference=reference)
+            )
+    layout = None
+    layout_source = None
+    layout_note = None
+    cmd = None
+    if pat is not None:
+        try:
+            plan = plan_conversion(ck, template=template, reference=reference)
+        except LayoutError as exc:
+            layout_note = str(exc)
+            layers = _prefix_layers(ck.tensors[pat.template])
+            cmd = _convert_command(path, template=template, reference="TEMPLATE.json")
+            notes.append(
+                "the template's layers below are grouped by weight name, in stored order; "
+                "their load order is unknown"
+            )
+        else:
+            layers = _report_layers(plan)
+            layout = plan.layout.layout
+            layout_source = plan.layout.source
+            layout_note = plan.layout.note
+            cmd = _convert_command(path, template=template, reference=reference)
+        tensors = tuple(ck.tensors[pat.template])
+    else:
+        layers = tuple(_file_layer(ck, n) for n in ck.layer_names if ck.tensors[n])
         tensors = tuple(t for n in ck.layer_names for t in ck.tensors[n])
-        layout = None
-        layout_source = None
-        cmd = None
-        if pat is not None:
-            cmd = f"ckptfix convert {path} {_suggest_out(path)} --reference TEMPLATE.json"
-        elif len(candidates) > 1:
-            cmd = f"ckptfix convert {path} {_suggest_out(path)} --template {candidates[0]}"
-            notes.append("several nested models hold weights: choose one with --template")
+        if len(candidates) > 1:
+            cmd = _convert_command(path, template="NAME", reference=reference)
     dtypes: dict[str, int] = {}
     for t in tensors:
         dtypes[t.dtype] = dtypes.get(t.dtype, 0) + 1
@@ -571,7 +577,7 @@ def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointRepo
         backend=ck.backend,
         parallel=bool(pat and pat.parallel),
         wrapped=pat is not None,
-        template=template_name,
+        template=pat.template if pat else None,
         replicas=pat.replicas if pat else None,
         slices=pat.slices if pat else (),
         merges=pat.merges if pat else (),
@@ -590,20 +596,64 @@ def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointRepo
     )
 
 
+def _short_list(names: Sequence[str], limit: int = 5) -> str:
+    more = f", … {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _convert_command(path: Path, *, template: str | None, reference: str | Path | None) -> str:
+    """The ``ckptfix convert`` command line for ``path``, quoted for a POSIX shell."""
+    import shlex
+
+    parts = ["ckptfix", "convert", str(path), _suggest_out(path)]
+    if template:
+        parts += ["--template", template]
+    if reference is not None:
+        parts += ["--reference", str(reference)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def _candidates(ck: LegacyCheckpoint) -> list[str]:
     from ..detect import find_candidates
 
     return find_candidates(ck.layer_names, ck.weights, ck.cfg_layers)
 
 
-def _class_of(ck: LegacyCheckpoint, name: str) -> str | None:
+def _config_layer(ck: LegacyCheckpoint, name: str) -> ConfigLayer | None:
     for c in ck.cfg_layers:
         if c.name == name:
-            return c.class_name
+            return c
     return None
 
 
+def _file_layer(ck: LegacyCheckpoint, name: str) -> LayerEntry:
+    """A top-level layer of the file as stored (a nested model's weights grouped by layer)."""
+    from ..detect import looks_nested
+
+    cfg = _config_layer(ck, name)
+    weights = tuple(ck.tensors[name])
+    children: tuple[LayerEntry, ...] = ()
+    if (cfg is not None and cfg.is_model) or (cfg is None and looks_nested(name, ck.weights[name])):
+        children = _prefix_layers(weights)
+    return LayerEntry(
+        name=name,
+        class_name=cfg.class_name if cfg else None,
+        weights=weights,
+        children=children,
+        trainable=cfg.trainable if cfg else None,
+    )
+
+
+def _prefix_layers(weights: Sequence[TensorEntry]) -> tuple[LayerEntry, ...]:
+    """Weights grouped by their first name component (the inner layer), in stored order."""
+    groups: dict[str, list[TensorEntry]] = {}
+    for t in weights:
+        groups.setdefault(t.name.split("/", 1)[0], []).append(t)
+    return tuple(LayerEntry(name=k, class_name=None, weights=tuple(v)) for k, v in groups.items())
+
+
 def _report_layers(plan: Plan) -> tuple[LayerEntry, ...]:
+    inner = _inner_config_layers(plan.layout.config)
     out = []
     for layer in plan.layout.layers:
         weights = tuple(plan.nested_tensors[i] for i in layer.indices)
@@ -613,7 +663,12 @@ def _report_layers(plan: Plan) -> tuple[LayerEntry, ...]:
             for t in weights:
                 by_first.setdefault(t.name.split("/", 1)[0], []).append(t)
             children = tuple(
-                LayerEntry(name=c, class_name=None, weights=tuple(by_first[c]))
+                LayerEntry(
+                    name=c,
+                    class_name=inner[c].class_name if c in inner else None,
+                    weights=tuple(by_first[c]),
+                    trainable=inner[c].trainable if c in inner else None,
+                )
                 for c in layer.children
                 if c in by_first
             )
@@ -629,14 +684,27 @@ def _report_layers(plan: Plan) -> tuple[LayerEntry, ...]:
     return tuple(out)
 
 
+def _inner_config_layers(config: Any) -> dict[str, ConfigLayer]:
+    """Every layer of a template config, nested models' layers included, by name."""
+    found: dict[str, ConfigLayer] = {}
+    todo = list(config_layers(config)) if config is not None else []
+    while todo:
+        c = todo.pop()
+        found.setdefault(c.name, c)
+        if c.is_model:
+            todo.extend(config_layers(c.config))
+    return found
+
+
 def _optimizer_state(ck: LegacyCheckpoint) -> OptimizerState:
     if not ck.optimizer_names:
         return OptimizerState(present=False)
     cls = None
     if isinstance(ck.training_config, dict):
         oc = ck.training_config.get("optimizer_config")
-        if isinstance(oc, dict):
-            cls = oc.get("class_name") if isinstance(oc.get("class_name"), str) else None
+        if isinstance(oc, dict) and isinstance(oc.get("class_name"), str):
+            # tf_keras serialises its built-in optimizers as "Custom>Adam".
+            cls = str(oc["class_name"]).removeprefix("Custom>")
     slots = sum(1 for t in ck.optimizer_tensors if not _is_iteration_name(t.name))
     return OptimizerState(
         present=True,
