@@ -344,17 +344,18 @@ def _layer_label(layer: LayerEntry) -> str:
     cls = f" [dim]{escape(layer.class_name)}[/]" if layer.class_name else ""
     frozen = " [yellow](frozen)[/]" if layer.trainable is False else ""
     t = "tensor" if len(layer.weights) == 1 else "tensors"
-    return f"{escape(layer.name)}{cls}{frozen}  [dim]{len(layer.weights)} {t}, {n:,} params[/]"
+    name = escape(_short(layer.name))
+    return f"{name}{cls}{frozen}  [dim]{len(layer.weights)} {t}, {n:,} params[/]"
 
 
 def _run_label(block: Sequence[LayerEntry], rest: Sequence[LayerEntry]) -> str:
     params = sum(w.size for layer in rest for w in layer.weights)
-    span = f"{escape(rest[0].name)} … {escape(rest[-1].name)}"
+    span = f"{escape(_short(rest[0].name))} … {escape(_short(rest[-1].name))}"
     if len(block) == 1:
         like = block[0]
         cls = f"{like.class_name} " if like.class_name else ""
         return (
-            f"[dim]⋯ {len(rest):,} more {escape(cls)}layers like {escape(like.name)}: "
+            f"[dim]⋯ {len(rest):,} more {escape(cls)}layers like {escape(_short(like.name))}: "
             f"{span} ({params:,} params)[/]"
         )
     times = len(rest) // len(block)
@@ -398,6 +399,14 @@ def _class_counts(layers: Sequence[LayerEntry]) -> str:
     top = sorted(counts.items(), key=lambda kv: -kv[1])
     text = ", ".join(f"{k} {v}" for k, v in top[:6])
     return text + (", …" if len(top) > 6 else "")
+
+
+def _short(name: str, limit: int = 48) -> str:
+    """A long layer name cut in the middle (the folded tree only; --tensors shows it whole)."""
+    if len(name) <= limit:
+        return name
+    keep = limit - 1
+    return name[: keep * 2 // 3] + "…" + name[len(name) - (keep - keep * 2 // 3) :]
 
 
 def _ellipsize(names: Sequence[str], keep: int = 2) -> str:
