@@ -12,13 +12,14 @@ the files written are byte-identical to a serial run's.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import CkptfixError, NotACheckpointError, NothingToConvertError, OutputError
 from .output import TEMP_MARK, same_file
@@ -105,6 +106,7 @@ BatchProgressCallback = Callable[[BatchProgress], None]
 class _Options:
     template: str | None
     reference: str | None
+    infer: bool
     force: bool
 
 
@@ -171,6 +173,7 @@ def convert_batch(
     force: bool = False,
     reference: str | Path | None = None,
     template: str | None = None,
+    infer: bool = False,
     progress: BatchProgressCallback | None = None,
 ) -> BatchReport:
     """Convert every checkpoint under ``sources`` into the same tree under ``out_dir``.
@@ -185,6 +188,8 @@ def convert_batch(
             verified against its input and the entry is *skipped* (or *failed* if it differs).
         reference: a layout reference for Keras 2 weights-only files, used for every input.
         template: the nested model to lift out, for every input.
+        infer: let Keras 2 weights-only inputs without a reference use a layout inferred from
+            their weight names (see :func:`ckptfix.convert_checkpoint`); others are refused.
         progress: called with a :class:`BatchProgress` before the work and after each file.
 
     Returns:
@@ -209,7 +214,7 @@ def convert_batch(
     items = find_checkpoints(sources, out_dir)
     out = Path(out_dir).absolute()
     created = _make_folders(out, items)
-    opts = _Options(template, None if reference is None else str(reference), force)
+    opts = _Options(template, None if reference is None else str(reference), infer, force)
     n = min(jobs or _cpu_count(), len(items))
     total_bytes = sum(it.file_bytes for it in items)
     done = [0, 0]
@@ -246,6 +251,48 @@ def convert_batch(
         file_bytes=total_bytes,
         seconds=time.perf_counter() - start,
     )
+
+
+def batch_report_json(report: BatchReport) -> dict[str, Any]:
+    """The documented JSON form of a report: ``ok``, ``totals`` and one object per input."""
+    from .report import to_jsonable
+
+    return {
+        "out_dir": report.out_dir,
+        "jobs": report.jobs,
+        "ok": report.ok,
+        "totals": {
+            "files": report.files,
+            "converted": report.converted,
+            "skipped": report.skipped,
+            "failed": report.failed,
+            "tensors": report.tensors,
+            "bytes": report.bytes,
+            "file_bytes": report.file_bytes,
+            "seconds": report.seconds,
+        },
+        "entries": to_jsonable(report.entries),
+    }
+
+
+def write_batch_report(report: BatchReport, path: str | Path) -> Path:
+    """Write :func:`batch_report_json` to ``path`` (atomically, replacing an older report).
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
+    dst = Path(path)
+    tmp = dst.with_name(f".{dst.name}{TEMP_MARK}{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(batch_report_json(report), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(
+            f"expected to write the report {dst}; found an OS error ({exc.strerror or exc}); "
+            "check the folder and permissions"
+        ) from exc
+    return dst
 
 
 def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
@@ -287,7 +334,12 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
                 seconds=time.perf_counter() - start,
             )
         r = convert_checkpoint(
-            src, dst, template=opts.template, reference=opts.reference, force=opts.force
+            src,
+            dst,
+            template=opts.template,
+            reference=opts.reference,
+            infer=opts.infer,
+            force=opts.force,
         )
     except NothingToConvertError as exc:
         return _error_entry(item, "skipped", exc, start)
@@ -431,6 +483,8 @@ __all__ = [
     "BatchItem",
     "BatchProgress",
     "BatchReport",
+    "batch_report_json",
+    "write_batch_report",
     "CHECKPOINT_SUFFIXES",
     "convert_batch",
     "find_checkpoints",

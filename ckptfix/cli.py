@@ -81,8 +81,13 @@ def _root(
 
 @app.command()
 def convert(
-    src: Path = typer.Argument(..., help="The parallel (or wrapped) checkpoint. Never modified."),
-    dst: Path = typer.Argument(..., help="Where to write the single-model checkpoint."),
+    paths: list[Path] = typer.Argument(
+        ...,
+        metavar="SRC... [DST]",
+        help="One parallel checkpoint SRC and its DST; or, with --out-dir, checkpoint files "
+        "and folders (searched recursively for .h5, .hdf5, .weights.h5, .keras). "
+        "Inputs are never modified.",
+    ),
     reference: Path | None = typer.Option(
         None,
         "--reference",
@@ -93,21 +98,92 @@ def convert(
     template: str | None = typer.Option(
         None, "--template", "-t", help="The nested model to lift out, when there are several."
     ),
-    force: bool = typer.Option(False, "--force", "-f", help="Replace an existing DST."),
+    infer: bool = typer.Option(
+        False,
+        "--infer",
+        help="Weights-only files without --reference: rebuild the layout from weight names "
+        "(checked; models nested inside the template cannot be seen).",
+    ),
+    force: bool = typer.Option(
+        False, "--force", "-f", help="Replace an existing DST (batch: existing outputs)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+    out_dir: Path | None = typer.Option(
+        None,
+        "--out-dir",
+        "-o",
+        help="Batch: write outputs here, mirroring the input tree. Existing outputs are "
+        "checked and kept unless --force.",
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, help="Batch: worker processes (default: number of CPUs)."
+    ),
+    report_file: Path | None = typer.Option(
+        None, "--report", help="Batch: write a JSON report (one entry per input) here."
+    ),
 ) -> None:
-    """Rewrite a parallel checkpoint as the single template model's checkpoint."""
-    from .convert import convert_checkpoint
+    """Rewrite a parallel checkpoint as the single template model's checkpoint.
 
-    result = run_library(
-        lambda: convert_checkpoint(src, dst, template=template, reference=reference, force=force)
-    )
-    if as_json:
-        print_json(result)
+    With --out-dir: convert every checkpoint found, skip single models, report failures
+    and go on (exit 1 when any input failed).
+    """
+    if out_dir is None:
+        if jobs is not None or report_file is not None:
+            raise typer.BadParameter("--jobs and --report need --out-dir (the batch form)")
+        if len(paths) != 2:
+            raise typer.BadParameter(
+                f"expected SRC DST, or SRC... --out-dir DIR; found {len(paths)} path(s)",
+                param_hint="SRC DST",
+            )
+        src, dst = paths
+        if src.is_dir():
+            raise typer.BadParameter(
+                f"{src} is a folder; convert folders with: ckptfix convert {src} --out-dir DIR",
+                param_hint="SRC",
+            )
+        from .convert import convert_checkpoint
+
+        result = run_library(
+            lambda: convert_checkpoint(
+                src, dst, template=template, reference=reference, infer=infer, force=force
+            )
+        )
+        if as_json:
+            print_json(result)
+            return
+        from .render import render_conversion
+
+        out.print(render_conversion(result))
         return
-    from .render import render_conversion
 
-    out.print(render_conversion(result))
+    from .batch import batch_report_json, convert_batch, write_batch_report
+    from .batch_view import BatchProgressView, render_batch
+
+    try:
+        with BatchProgressView(err) as view:
+            batch = convert_batch(
+                paths,
+                out_dir,
+                jobs=jobs,
+                force=force,
+                reference=reference,
+                template=template,
+                infer=infer,
+                progress=view,
+            )
+        if report_file is not None:
+            write_batch_report(batch, report_file)
+    except CkptfixError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        err.print("Interrupted; finished outputs are kept: rerun the same command to go on.")
+        raise typer.Exit(130) from None
+    if as_json:
+        print_json(batch_report_json(batch))
+    else:
+        out.print(render_batch(batch, None if report_file is None else str(report_file)))
+    if not batch.ok:
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @app.command()
