@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .batch import BatchEntry, BatchProgress, BatchReport, convert_batch
 from .convert import ConvertOptions, convert_checkpoint, verify_conversion
 from .errors import (
     AmbiguousTemplateError,
@@ -34,7 +35,11 @@ from .report import (
 
 __all__ = [
     "__version__",
+    "BatchEntry",
+    "BatchProgress",
+    "BatchReport",
     "ConvertOptions",
+    "convert_batch",
     "convert_checkpoint",
     "inspect_checkpoint",
     "verify_conversion",
