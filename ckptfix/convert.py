@@ -28,6 +28,7 @@ class ConvertOptions:
     template: str | None = None  # name of the nested model to lift out (several: required)
     reference: str | Path | None = None  # single-model .h5, full-model .h5 or JSON config
     model: Any = None  # a live Keras model (the template), for an exact layout
+    infer: bool = False  # allow a layout inferred from weight names (weights-only files)
     progress: ProgressCallback | None = None
 
 
@@ -38,6 +39,7 @@ def convert_checkpoint(
     template: str | None = None,
     reference: str | Path | None = None,
     model: Any = None,
+    infer: bool = False,
     force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ConversionResult:
@@ -51,6 +53,10 @@ def convert_checkpoint(
         reference: an exact layout for Keras 2 weights-only files: a single-model ``.h5``
             saved from the template, a full-model ``.h5``, or a ``model.to_json()`` file.
         model: a live Keras model built like the template (exact layout; needs TensorFlow).
+        infer: for a Keras 2 weights-only file with no ``reference`` or ``model``, rebuild the
+            layout from weight names (``layout="inferred"``). Off by default: such a file does
+            not record the template's layers, and a model nested inside the template cannot be
+            seen in it. Orders that are visibly unknowable are refused even with ``infer``.
         force: replace an existing ``dst`` (never the source itself).
         progress: called as ``progress(done_bytes, total_bytes)`` while writing.
 
@@ -70,7 +76,9 @@ def convert_checkpoint(
         ('model_1', 2, 'exact')
     """
     start = time.perf_counter()
-    opts = ConvertOptions(template=template, reference=reference, model=model, progress=progress)
+    opts = ConvertOptions(
+        template=template, reference=reference, model=model, infer=infer, progress=progress
+    )
     fmt = formats.detect_format(src)
     module = _module_for(fmt)
     with atomic_destination(src, dst, force) as tmp:

@@ -69,6 +69,10 @@ class LayoutError(CkptfixError):
     exit_code = ExitCode.REFUSED
 
 
+class LayoutUnknownError(LayoutError):
+    """A weights-only file with no layout source, and inference was not asked for."""
+
+
 class ReferenceMismatchError(LayoutError):
     """The reference (config, file or model) does not describe the checkpoint's template."""
 
@@ -83,6 +87,12 @@ class VerificationError(CkptfixError):
     """The written file does not match the source tensor for tensor."""
 
     exit_code = ExitCode.VERIFY
+
+
+class TrainingError(CkptfixError):
+    """The trainer cannot run as asked (devices, model factory, data, loss, resume state)."""
+
+    exit_code = ExitCode.FAILED
 
 
 class MissingDependencyError(CkptfixError):

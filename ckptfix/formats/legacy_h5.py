@@ -26,6 +26,7 @@ from ..errors import (
     AmbiguousTemplateError,
     CorruptCheckpointError,
     LayoutError,
+    LayoutUnknownError,
     NotACheckpointError,
     NothingToConvertError,
     ReferenceMismatchError,
@@ -40,6 +41,7 @@ from ..h5util import (
     write_attr_list,
 )
 from ..layout import (
+    MAKE_EXACT,
     TemplateLayout,
     from_config,
     from_model,
@@ -241,8 +243,12 @@ def plan_conversion(
     template: str | None = None,
     reference: str | Path | None = None,
     model: Any = None,
+    infer: bool = False,
 ) -> Plan:
     """Find the template and establish its layout (live model > reference > config > names).
+
+    Inference from names runs only when ``infer`` is True; otherwise a weights-only file
+    without a reference is refused with a message saying how to make the layout exact.
 
     Raises:
         NothingToConvertError, AmbiguousTemplateError, LayoutError, ReferenceMismatchError.
@@ -262,8 +268,15 @@ def plan_conversion(
             lay = _with_config(lay, tpl_cfg)
     elif tpl_cfg is not None:
         lay = from_config(tpl_cfg, nested, "config")
-    else:
+    elif infer:
         lay = infer_from_names(nested, pattern.template)
+    else:
+        raise LayoutUnknownError(
+            f"expected a known layout for the weights-only file {ck.path.name}; found none: it "
+            f"does not record the layers of {pattern.template!r} ({len(nested)} weights nested "
+            f"in one group); {MAKE_EXACT}, or pass --infer to rebuild the order from weight "
+            "names (checked; models nested inside the template cannot be seen)"
+        )
     return Plan(ck=ck, pattern=pattern, layout=lay, nested=nested, nested_tensors=nested_t)
 
 
@@ -319,7 +332,13 @@ def _layout_from_reference(
 def write_conversion(src: Path, tmp: Path, fmt: str, opts: Any) -> ConversionResult:
     """Write the single-model file for ``src`` into ``tmp`` (the dispatcher verifies/renames)."""
     ck = read_checkpoint(src)
-    plan = plan_conversion(ck, template=opts.template, reference=opts.reference, model=opts.model)
+    plan = plan_conversion(
+        ck,
+        template=opts.template,
+        reference=opts.reference,
+        model=opts.model,
+        infer=getattr(opts, "infer", False),
+    )
     write_plan(plan, tmp, progress=opts.progress)
     warnings: tuple[str, ...] = ()
     if plan.layout.layout == "inferred" and plan.layout.note:
@@ -546,7 +565,7 @@ def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointRepo
     cmd = None
     if pat is not None:
         try:
-            plan = plan_conversion(ck, template=template, reference=reference)
+            plan = plan_conversion(ck, template=template, reference=reference, infer=True)
         except LayoutError as exc:
             layout_note = str(exc)
             layers = _prefix_layers(ck.tensors[pat.template])
@@ -560,7 +579,12 @@ def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointRepo
             layout = plan.layout.layout
             layout_source = plan.layout.source
             layout_note = plan.layout.note
-            cmd = _convert_command(path, template=template, reference=reference)
+            cmd = _convert_command(
+                path,
+                template=template,
+                reference=reference,
+                infer=plan.layout.layout == "inferred",
+            )
         tensors = tuple(ck.tensors[pat.template])
     else:
         layers = tuple(_file_layer(ck, n) for n in ck.layer_names if ck.tensors[n])
@@ -601,7 +625,9 @@ def _short_list(names: Sequence[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _convert_command(path: Path, *, template: str | None, reference: str | Path | None) -> str:
+def _convert_command(
+    path: Path, *, template: str | None, reference: str | Path | None, infer: bool = False
+) -> str:
     """The ``ckptfix convert`` command line for ``path``, quoted for a POSIX shell."""
     import shlex
 
@@ -610,6 +636,8 @@ def _convert_command(path: Path, *, template: str | None, reference: str | Path 
         parts += ["--template", template]
     if reference is not None:
         parts += ["--reference", str(reference)]
+    elif infer:
+        parts += ["--infer"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
