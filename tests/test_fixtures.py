@@ -1,0 +1,260 @@
+"""The committed Keras 2 fixtures match their manifests and reproduce their predictions.
+
+The h5py tests prove the files are what ``manifest.json`` says (hashes, layer and weight names,
+chunking, replicas, optimizer iterations) and that the template tensors inside each parallel file
+are bit-identical to the template's own file. The TF tests load ``template_weights.h5`` into a
+model from ``fixtures/models.py`` with tf_keras and with Keras 3, and ``template_model.h5`` with
+``tf_keras.models.load_model``, and compare with ``predictions.npz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from types import ModuleType
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.conftest import FIXTURES, sha256
+
+KERAS2 = FIXTURES / "keras2"
+CASES = sorted(p.name for p in KERAS2.iterdir() if (p / "manifest.json").is_file())
+
+
+def load_models() -> ModuleType:
+    """``fixtures/models.py`` (not a package: loaded by path)."""
+    spec = importlib.util.spec_from_file_location("ckptfix_fixture_models", FIXTURES / "models.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def manifest(case: str) -> dict[str, Any]:
+    return json.loads((KERAS2 / case / "manifest.json").read_text())
+
+
+def decoded(values: Any) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def list_attr(group: h5py.Group, name: str) -> tuple[list[str], bool]:
+    """A legacy list attribute joined over its chunks, and whether it was chunked."""
+    if name in group.attrs:
+        return decoded(group.attrs[name]), False
+    values: list[str] = []
+    k = 0
+    while f"{name}{k}" in group.attrs:
+        values.extend(decoded(group.attrs[f"{name}{k}"]))
+        k += 1
+    assert k > 0, f"no {name} attribute on {group.name}"
+    return values, True
+
+
+def same_listing(listed: list[str] | dict[str, Any], names: list[str]) -> bool:
+    """Compare a manifest listing (a list, or a summary of a long list) with ``names``."""
+    if isinstance(listed, list):
+        return listed == names
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+    return (
+        listed["count"] == len(names)
+        and listed["first"] == names[:3]
+        and listed["last"] == names[-3:]
+        and listed["sha256"] == digest
+    )
+
+
+def layer_tensors(group: h5py.Group) -> list[np.ndarray]:
+    names, _ = list_attr(group, "weight_names")
+    return [group[n][()] for n in names]
+
+
+def test_every_case_is_present() -> None:
+    models = load_models()
+    assert CASES == sorted(models.CASES)
+    replicas = {manifest(c)["replicas"] for c in CASES}
+    assert {2, 3, 4, 8} <= replicas
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_files_match_manifest_hashes(case: str) -> None:
+    m = manifest(case)
+    for name, meta in m["files"].items():
+        path = KERAS2 / case / name
+        assert path.stat().st_size == meta["bytes"], name
+        assert sha256(path) == meta["sha256"], name
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_parallel_weights_structure(case: str) -> None:
+    m = manifest(case)
+    with h5py.File(KERAS2 / case / "parallel_weights.h5", "r") as f:
+        layer_names, _ = list_attr(f, "layer_names")
+        assert same_listing(m["parallel_layer_names"], layer_names)
+        # Only the template group holds weights; the slice and merge layers hold none.
+        with_weights = [n for n in layer_names if list_attr(f[n], "weight_names")[0]]
+        assert with_weights == [m["template_name"]]
+        assert len(m["slice_layer_names"]) == m["replicas"] * len(m["input_names"])
+        assert m["merge_layer_names"] == m["output_names"]  # the naming trap of multi_gpu_model
+        group = f[m["template_name"]]
+        weight_names, chunked = list_attr(group, "weight_names")
+        assert chunked == m["weight_names_chunked"]
+        assert same_listing(m["parallel_weight_names"], weight_names)
+        assert len(weight_names) == m["template_tensors"]
+        tensors = [group[n] for n in weight_names]
+        assert sum(t.size for t in tensors) == m["template_params"]
+        assert sum(t.nbytes for t in tensors) == m["template_bytes"]
+        assert sorted({t.dtype.name for t in tensors}) == m["dtypes"]
+
+
+def test_deep600_weight_names_are_chunked() -> None:
+    m = manifest("deep600")
+    assert m["template_layers"] >= 600
+    assert m["weight_names_chunked"] is True
+    with h5py.File(KERAS2 / "deep600" / "parallel_weights.h5", "r") as f:
+        attrs = f[m["template_name"]].attrs
+        assert "weight_names" not in attrs and "weight_names1" in attrs
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_parallel_tensors_equal_template_file(case: str) -> None:
+    """The parallel checkpoint holds exactly the trained template's tensors (bit for bit)."""
+    m = manifest(case)
+    with (
+        h5py.File(KERAS2 / case / "parallel_weights.h5", "r") as par,
+        h5py.File(KERAS2 / case / "template_weights.h5", "r") as tpl,
+    ):
+        layer_names, _ = list_attr(tpl, "layer_names")
+        assert same_listing(m["template_layer_names"], layer_names)
+        flat = {}
+        for layer in layer_names:
+            for name in list_attr(tpl[layer], "weight_names")[0]:
+                flat[name] = tpl[layer][name][()]
+        group = par[m["template_name"]]
+        weight_names, _ = list_attr(group, "weight_names")
+        assert sorted(weight_names) == sorted(flat)
+        for name in weight_names:
+            a, b = group[name][()], flat[name]
+            assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_full_model_files(case: str) -> None:
+    m = manifest(case)
+    if not m["full_model"]:
+        assert not (KERAS2 / case / "parallel_model.h5").exists()
+        pytest.skip(f"{case} is saved weights-only (size)")
+    with h5py.File(KERAS2 / case / "parallel_model.h5", "r") as f:
+        config = json.loads(f.attrs["model_config"])
+        classes = [layer["class_name"] for layer in config["config"]["layers"]]
+        assert classes.count("Lambda") == len(m["slice_layer_names"])
+        assert classes.count("Concatenate") == len(m["merge_layer_names"])
+        assert json.loads(f.attrs["training_config"])["optimizer_config"]
+        opt = f["optimizer_weights"]
+        names, _ = list_attr(opt, "weight_names")
+        assert same_listing(m["optimizer"]["weight_names"], names)
+        iters = [n for n in names if n.split("/")[-1].startswith("iter")]
+        assert int(opt[iters[0]][()]) == m["optimizer"]["iterations"] == 2 * m["steps_per_epoch"]
+        # model_weights of the full file equal the weights-only checkpoint of the same epoch.
+        with h5py.File(KERAS2 / case / "parallel_weights.h5", "r") as w:
+            name = m["template_name"]
+            for a, b in zip(
+                layer_tensors(f["model_weights"][name]), layer_tensors(w[name]), strict=True
+            ):
+                assert a.tobytes() == b.tobytes()
+    with h5py.File(KERAS2 / case / "template_model.h5", "r") as f:
+        config = json.loads(f.attrs["model_config"])
+        classes = [layer["class_name"] for layer in config["config"]["layers"]]
+        assert "Lambda" not in classes
+
+
+# --- with TensorFlow: Keras's own loaders are the oracle -----------------------------------
+
+
+def inputs_and_predictions(case: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    xs = np.load(KERAS2 / case / "inputs.npz")
+    ys = np.load(KERAS2 / case / "predictions.npz")
+    return [xs[f"x{i}"] for i in range(len(xs))], [ys[f"y{i}"] for i in range(len(ys))]
+
+
+def predict(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    out = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    out = out if isinstance(out, (list, tuple)) else [out]
+    return [np.asarray(o) for o in out]
+
+
+def assert_predictions(case: str, got: list[np.ndarray], want: list[np.ndarray]) -> None:
+    atol = 2e-3 if case == "fp16" else 1e-5
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=atol)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("case", CASES)
+def test_tf_keras_template_weights_reproduce_predictions(case: str, tf_keras: Any) -> None:
+    models = load_models()
+    inputs, want = inputs_and_predictions(case)
+    model = models.build(case, tf_keras)
+    before = predict(model, inputs)
+    model.load_weights(str(KERAS2 / case / "template_weights.h5"))
+    assert_predictions(case, predict(model, inputs), want)
+    # The fixture is really broken: the parallel file does not load into the template.
+    assert not all(np.allclose(b, w) for b, w in zip(before, want, strict=True))
+    with pytest.raises(ValueError, match="layers"):
+        models.build(case, tf_keras).load_weights(str(KERAS2 / case / "parallel_weights.h5"))
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("case", CASES)
+def test_tf_keras_template_model_reproduces_predictions(case: str, tf_keras: Any) -> None:
+    if not manifest(case)["full_model"]:
+        pytest.skip(f"{case} is saved weights-only (size)")
+    inputs, want = inputs_and_predictions(case)
+    model = tf_keras.models.load_model(str(KERAS2 / case / "template_model.h5"))
+    assert_predictions(case, predict(model, inputs), want)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("case", CASES)
+def test_keras3_builds_the_same_architecture(case: str, keras3: Any) -> None:
+    """A Keras 3 model from models.py loads the tf_keras template file positionally."""
+    models = load_models()
+    inputs, want = inputs_and_predictions(case)
+    model = models.build(case, keras3)
+    model.load_weights(str(KERAS2 / case / "template_weights.h5"))
+    assert_predictions(case, predict(model, inputs), want)
+
+
+@pytest.mark.tf
+def test_models_reject_unknown_case(tf_keras: Any) -> None:
+    models = load_models()
+    with pytest.raises(ValueError, match="unknown case 'nope'"):
+        models.build("nope", tf_keras)
+    with pytest.raises(ValueError, match="unknown case 'nope'"):
+        models.make_data("nope", 4)
+
+
+def test_make_data_is_deterministic() -> None:
+    models = load_models()
+    for case in models.CASES:
+        a_in, a_out = models.make_data(case, 8, seed=3)
+        b_in, b_out = models.make_data(case, 8, seed=3)
+        for a, b in zip(a_in + a_out, b_in + b_out, strict=True):
+            assert a.shape[0] == 8 and np.array_equal(a, b)
+
+
+def test_fixture_folder_stays_small() -> None:
+    total = sum(p.stat().st_size for p in KERAS2.rglob("*") if p.is_file())
+    assert total < 3_200_000, f"fixtures/keras2 is {total} bytes; keep it under ~3 MB"
+
+
+def test_generator_files_listed() -> None:
+    """Every file in a case folder is in its manifest (no stale leftovers get committed)."""
+    for case in CASES:
+        on_disk = {p.name for p in (KERAS2 / case).iterdir()} - {"manifest.json"}
+        assert on_disk == set(manifest(case)["files"]), case
