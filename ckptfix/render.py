@@ -161,6 +161,12 @@ def render_report(r: CheckpointReport, tensors: bool = False) -> RenderableType:
     parts.append(_tree(r, tensors))
     if not tensors and _count_weights(r.layers):
         parts.append(Text("(--tensors lists every tensor with its shape and dtype)", style="dim"))
+    if r.convert_command:
+        # Last, and never wrapped, so that it can be copied as one line.
+        parts.append(Text("fix:", style="bold"))
+        parts.append(
+            Text(r.convert_command, style="bold cyan", no_wrap=True, overflow="ignore", end="\n")
+        )
     return Group(*parts)
 
 
@@ -241,7 +247,7 @@ def _header(r: CheckpointReport) -> Table:
     for note in r.notes:
         head.add_row("note", Text(note))
     if r.convert_command:
-        head.add_row("fix", Text(r.convert_command, style="bold cyan"))
+        head.add_row("fix", "[bold]convert[/] with the command printed below the tree")
     elif not r.wrapped and len(r.candidates) <= 1:
         head.add_row(
             "fix",
