@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import CkptfixError, ExitCode
@@ -35,7 +36,7 @@ T = TypeVar("T")
 
 def fail(exc: CkptfixError) -> NoReturn:
     """Print a library error as one line on stderr and exit with its code."""
-    err.print(f"[bold red]Error:[/] {exc}", markup=True, highlight=False)
+    err.print(f"[bold red]Error:[/] {escape(str(exc))}", markup=True, highlight=False, emoji=False)
     raise typer.Exit(int(exc.exit_code))
 
 
@@ -232,7 +233,7 @@ def inspect(
         return
     from .render import render_report
 
-    out.print(render_report(report, tensors=tensors))
+    out.print(render_report(report, tensors=tensors), crop=False)  # the fix line stays whole
 
 
 def main() -> None:
