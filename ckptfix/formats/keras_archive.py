@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +181,13 @@ def _plan(
     return nested, plan
 
 
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # zip's epoch: entries carry no wall-clock time
+
+
+def _fixed_time(name: str) -> zipfile.ZipInfo:
+    return zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
+
+
 def write_conversion(src: Path, tmp: Path, fmt: str, opts: Any) -> ConversionResult:
     """Write the template's ``.keras`` archive to ``tmp``."""
     archive = read_archive(src)
@@ -193,12 +200,16 @@ def write_conversion(src: Path, tmp: Path, fmt: str, opts: Any) -> ConversionRes
                 tensors, nbytes = kw.write_weights(f, out, nested, plan)
             replicas = kw._replicas(f, nested)
             layers = kw._weighted_layers(f["layers"][nested.segment])
+        # The source's metadata (its date_saved too) and fixed entry times: the same input
+        # always gives the same bytes (a batch run with any --jobs, a rerun, a checksum).
         metadata = dict(archive.metadata)
-        metadata["date_saved"] = time.strftime("%Y-%m-%d@%H:%M:%S")
         with zipfile.ZipFile(tmp, "w") as zf:
-            zf.writestr(METADATA, json.dumps(metadata))
-            zf.writestr(CONFIG, json.dumps(config))
-            zf.write(weights_tmp, WEIGHTS)
+            zf.writestr(_fixed_time(METADATA), json.dumps(metadata))
+            zf.writestr(_fixed_time(CONFIG), json.dumps(config))
+            info = zipfile.ZipInfo.from_file(weights_tmp, WEIGHTS)
+            info.date_time = ZIP_DATE_TIME
+            with open(weights_tmp, "rb") as fh, zf.open(info, "w") as dest:
+                shutil.copyfileobj(fh, dest, 1 << 20)
     finally:
         if weights_tmp.exists():
             os.unlink(weights_tmp)
