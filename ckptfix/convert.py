@@ -14,6 +14,7 @@ from typing import Any
 
 from . import formats
 from .errors import VerificationError
+from .h5util import damaged_file_errors
 from .output import atomic_destination
 from .report import ConversionResult, VerificationResult
 
@@ -81,7 +82,7 @@ def convert_checkpoint(
     )
     fmt = formats.detect_format(src)
     module = _module_for(fmt)
-    with atomic_destination(src, dst, force) as tmp:
+    with atomic_destination(src, dst, force) as tmp, damaged_file_errors(src):
         result: ConversionResult = module.write_conversion(Path(src), tmp, fmt, opts)
         check = module.verify_conversion(Path(src), tmp, template=result.template)
         if not check.ok:
@@ -107,7 +108,8 @@ def verify_conversion(
     differ (names, shapes, dtypes or bytes).
     """
     fmt = formats.detect_format(src)
-    return _module_for(fmt).verify_conversion(Path(src), Path(dst), template=template)
+    with damaged_file_errors(src):
+        return _module_for(fmt).verify_conversion(Path(src), Path(dst), template=template)
 
 
 def _module_for(fmt: str) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import CorruptCheckpointError, NotACheckpointError
+from .errors import CkptfixError, CorruptCheckpointError, NotACheckpointError
 
 # Keras splits a string-list attribute into name0, name1, ... past this many bytes.
 HDF5_OBJECT_HEADER_LIMIT = 64512
@@ -177,15 +177,75 @@ def open_h5(path: str | Path, mode: str = "r") -> Iterator[h5py.File]:
 
 
 def dataset_info(ds: h5py.Dataset) -> tuple[tuple[int, ...], str, int]:
-    """(shape, dtype name, nbytes) of a dataset, from metadata only."""
+    """(shape, dtype name, nbytes) of a dataset, from metadata only.
+
+    Raises:
+        CorruptCheckpointError: ``ds`` is not a dataset, or it declares more bytes than it
+            stores without compression (an absurd shape that would take forever to read).
+    """
+    if not isinstance(ds, h5py.Dataset):
+        raise CorruptCheckpointError(
+            f"expected a tensor dataset at {getattr(ds, 'name', ds)}; found "
+            f"{type(ds).__name__}; the file is damaged"
+        )
     shape = tuple(int(s) for s in ds.shape) if ds.shape is not None else ()
     dtype = ds.dtype
     n = 1
     for s in shape:
         n *= s
-    return shape, dtype_name(dtype), n * dtype.itemsize
+    nbytes = n * dtype.itemsize
+    # Keras writes every tensor in full; an unfiltered dataset storing fewer bytes than its
+    # shape declares is truncated or forged (reading it would yield fill values, or take hours).
+    dcpl = ds.id.get_create_plist()
+    if nbytes and dcpl.get_nfilters() == 0 and dcpl.get_external_count() == 0:
+        stored = ds.id.get_storage_size()
+        if stored < nbytes:
+            raise CorruptCheckpointError(
+                f"expected {ds.name} to store its {nbytes:,} bytes (shape {shape}); found "
+                f"{stored:,} bytes stored; the file is truncated or damaged"
+            )
+    return shape, dtype_name(dtype), nbytes
 
 
 def dtype_name(dtype: np.dtype) -> str:
     """A short dtype name (``float32``; ``bfloat16`` style names kept as HDF5 gives them)."""
     return str(dtype.name) if dtype.names is None else str(dtype)
+
+
+# Exceptions that h5py, zipfile and zlib raise on damaged bytes (HDF5 C errors surface as
+# RuntimeError/OSError/KeyError/ValueError/TypeError; a damaged deflate stream as zlib.error).
+_LOW_LEVEL = (RuntimeError, OSError, KeyError, ValueError, TypeError, EOFError, NotImplementedError)
+_LOW_LEVEL_MODULES = ("h5py", "zipfile", "zlib", "_compression", "json")
+
+
+@contextmanager
+def damaged_file_errors(path: str | Path) -> Iterator[None]:
+    """Turn an error raised *inside* h5py/zipfile while reading ``path`` into one clear error.
+
+    Only exceptions whose innermost frame lies in those libraries are translated, so a bug in
+    ckptfix itself still surfaces as itself; OS errors with an errno (disk full, permissions)
+    pass through for the caller to report.
+    """
+    import zlib
+
+    try:
+        yield
+    except CkptfixError:
+        raise
+    except (*_LOW_LEVEL, zlib.error) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+        if not isinstance(exc, zlib.error) and not any(
+            f"{m}/" in where or f"{m}.py" in where or f"{m}.pyx" in where
+            for m in _LOW_LEVEL_MODULES
+        ):
+            raise
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise CorruptCheckpointError(
+            f"expected a readable Keras checkpoint; found {Path(path).name} cannot be read "
+            f"({type(exc).__name__}: {first}); the file is truncated or damaged"
+        ) from exc

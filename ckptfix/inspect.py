@@ -7,6 +7,7 @@ from pathlib import Path
 from . import formats
 from .convert import ConvertOptions
 from .errors import CkptfixError, CorruptCheckpointError
+from .h5util import damaged_file_errors
 from .report import CheckpointReport
 
 
@@ -47,7 +48,8 @@ def inspect_checkpoint(
     p = Path(path)
     fmt = formats.detect_format(p)
     try:
-        return _inspect_format(p, fmt, ConvertOptions(template=template, reference=reference))
+        with damaged_file_errors(p):
+            return _inspect_format(p, fmt, ConvertOptions(template=template, reference=reference))
     except CkptfixError:
         raise
     except (OSError, KeyError, RuntimeError) as exc:

@@ -44,9 +44,11 @@ def detect_format(path: str | Path) -> str:
             f"expected a readable file; found {p} cannot be read ({exc.strerror}); check permissions"
         ) from exc
     if head == HDF5_SIGNATURE:
+        from ..h5util import damaged_file_errors
         from .legacy_h5 import sniff_hdf5
 
-        return sniff_hdf5(p)
+        with damaged_file_errors(p):
+            return sniff_hdf5(p)
     if head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(p):
         return KERAS3_ARCHIVE
     raise NotACheckpointError(

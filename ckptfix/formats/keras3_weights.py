@@ -557,7 +557,8 @@ def optimizer_state(root: h5py.Group, class_name: str | None = None) -> Optimize
         return OptimizerState(present=False)
     keys = _numeric_keys(g)
     iterations = None
-    if keys and g[keys[0]].shape == () and g[keys[0]].dtype.kind in "iu":
+    first = g[keys[0]] if keys else None
+    if isinstance(first, h5py.Dataset) and first.shape == () and first.dtype.kind in "iu":
         iterations = int(g[keys[0]][()])
     opt = [dataset_info(g[k])[:2] for k in keys]
     header = _header_size(opt, None) if opt else 0

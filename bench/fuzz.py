@@ -1,0 +1,717 @@
+"""Fuzz ckptfix's ``inspect`` and ``convert`` with corrupted real checkpoints.
+
+    python bench/fuzz.py                      # 3000 cases, seed 0, 2 worker processes
+    python bench/fuzz.py --cases 10000 --seed 7 --workers 4 --json summary.json
+
+Every case is reproducible from its number: case ``n`` of seed ``s`` takes the fixture, the
+mutation and its parameters from ``random.Random(f"{s}:{n}")``. The seed files are the real
+parallel checkpoints in ``fixtures/`` (Keras 2 weights-only and full-model ``.h5`` written by
+tf_keras, Keras 3 ``.weights.h5`` and ``.keras`` written by Keras 3). A case mutates one copy
+at the byte level (truncate, flip bits, zero or scramble a block, break the superblock), at the
+HDF5 level (attributes of the wrong type or missing, JSON configs broken, absurd shapes, link
+cycles, external links, names with odd bytes, huge chunked attributes) or at the zip level
+(members missing, broken, duplicated, traversing paths), then runs ``inspect`` and ``convert``
+in-process and checks that each either succeeds or raises a :class:`ckptfix.CkptfixError` with
+a documented exit code, within a time bound, without touching the input and without leaving
+output behind after a failure. A case whose process dies or stops answering is a *hang*.
+
+The summary counts outcomes per mutation and lists every bug (crash, hang, leftover output,
+modified input) with the command that reproduces it (``--only N``). Exit status: 0 when no bug
+was found, 1 otherwise. The in-suite test ``tests/test_fuzz.py`` runs a few hundred cases of the
+same generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+#: Exit codes a CkptfixError may carry (README "Safety"); anything else is a bug.
+DOCUMENTED_CODES = {1, 3, 4, 5, 6, 7}
+
+
+# --- seed files -----------------------------------------------------------------------------
+
+
+def seed_files(root: Path = FIXTURES, *, max_bytes: int = 1 << 20) -> list[Path]:
+    """The real parallel checkpoints under ``root`` (files over ``max_bytes`` left out)."""
+    found = sorted(root.glob("keras2/*/parallel_*.h5")) + sorted(root.glob("keras3/*/wrapper.*"))
+    return [p for p in found if p.stat().st_size <= max_bytes]
+
+
+def suffix_of(path: Path) -> str:
+    name = path.name
+    for suf in (".weights.h5", ".keras", ".h5", ".hdf5"):
+        if name.endswith(suf):
+            return suf
+    return path.suffix
+
+
+# --- byte-level mutations -------------------------------------------------------------------
+
+Mutation = Callable[[random.Random, Path], str]
+
+
+def _rw(path: Path, fn: Callable[[bytearray], str]) -> str:
+    data = bytearray(path.read_bytes())
+    what = fn(data)
+    path.write_bytes(bytes(data))
+    return what
+
+
+def m_truncate(rng: random.Random, path: Path) -> str:
+    size = path.stat().st_size
+    cut = rng.choice([0, 1, 7, 8, 96, 512, 2048, rng.randrange(size), size - 1, size // 2])
+    with open(path, "r+b") as fh:
+        fh.truncate(max(0, min(cut, size - 1)))
+    return f"truncate to {cut} bytes"
+
+
+def m_flip_bits(rng: random.Random, path: Path) -> str:
+    def go(d: bytearray) -> str:
+        n = rng.choice([1, 2, 8, 64])
+        offs = [rng.randrange(len(d)) for _ in range(n)]
+        for o in offs:
+            d[o] ^= 1 << rng.randrange(8)
+        return f"flip {n} bits (first at {offs[0]})"
+
+    return _rw(path, go)
+
+
+def m_zero_block(rng: random.Random, path: Path) -> str:
+    def go(d: bytearray) -> str:
+        n = rng.choice([8, 64, 512, 4096])
+        o = rng.randrange(len(d))
+        d[o : o + n] = bytes(len(d[o : o + n]))
+        return f"zero {n} bytes at {o}"
+
+    return _rw(path, go)
+
+
+def m_random_block(rng: random.Random, path: Path) -> str:
+    def go(d: bytearray) -> str:
+        n = rng.choice([4, 32, 256, 2048])
+        o = rng.randrange(len(d))
+        d[o : o + n] = rng.randbytes(len(d[o : o + n]))
+        return f"scramble {n} bytes at {o}"
+
+    return _rw(path, go)
+
+
+def m_header(rng: random.Random, path: Path) -> str:
+    def go(d: bytearray) -> str:
+        o = rng.randrange(8, min(len(d), 128))
+        d[o] = rng.randrange(256)
+        return f"header byte {o} set"
+
+    return _rw(path, go)
+
+
+def m_splice(rng: random.Random, path: Path) -> str:
+    def go(d: bytearray) -> str:
+        n = rng.choice([16, 256, 4096])
+        a, b = rng.randrange(len(d)), rng.randrange(len(d))
+        chunk = d[a : a + n]
+        d[b : b + len(chunk)] = chunk
+        return f"copy {len(chunk)} bytes from {a} to {b}"
+
+    return _rw(path, go)
+
+
+BYTE_MUTATIONS: dict[str, Mutation] = {
+    "truncate": m_truncate,
+    "flip_bits": m_flip_bits,
+    "zero_block": m_zero_block,
+    "random_block": m_random_block,
+    "header": m_header,
+    "splice": m_splice,
+}
+
+
+# --- HDF5-level mutations -------------------------------------------------------------------
+
+
+def _all_objects(f: h5py.File) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = [("/", f)]
+    f.visititems(lambda name, obj: found.append((name, obj)))
+    return found
+
+
+def _groups(f: h5py.File) -> list[h5py.Group]:
+    return [o for _, o in _all_objects(f) if isinstance(o, h5py.Group)]
+
+
+def _datasets(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
+    return [(n, o) for n, o in _all_objects(f) if isinstance(o, h5py.Dataset)]
+
+
+def _attr_holders(f: h5py.File) -> list[tuple[Any, str]]:
+    out = []
+    for _, obj in _all_objects(f):
+        for key in obj.attrs:
+            out.append((obj, key))
+    return out
+
+
+ODD_NAMES = [
+    "",
+    "/",
+    ".",
+    "..",
+    "../../etc/passwd",
+    "a/../b",
+    "dense_1/kernel:0/",
+    "x" * 5000,
+    "ü☃ \t\n",
+    "lambda_1",
+    "model_weights",
+]
+
+BAD_VALUES: list[Any] = [
+    7,
+    3.5,
+    np.arange(6, dtype="i4").reshape(2, 3),
+    np.zeros((0,), "f8"),
+    np.asarray([b"\xff\xfe\x00bad"]),
+    b"\xff\xfe",
+    "not json {",
+    "[]",
+    "null",
+    '"a string"',
+    "[" * 100000 + "]" * 100000,
+    '{"class_name": 5, "config": {"layers": 7}}',
+    '{"class_name": "Functional", "config": {"layers": [{"name": 3}, null, []]}}',
+    '{"class_name": "Functional", "config": {"layers": [{"class_name": "Functional", '
+    '"name": "model_1", "config": {"layers": "x"}}]}}',
+    np.asarray([b"a", b"b"] * 20000),
+]
+
+
+def _set_attr(obj: Any, key: str, value: Any) -> None:
+    if key in obj.attrs:
+        del obj.attrs[key]
+    obj.attrs[key] = value
+
+
+def h_attr_wrong(rng: random.Random, f: h5py.File) -> str:
+    holders = _attr_holders(f)
+    obj, key = rng.choice(holders)
+    value = rng.choice(BAD_VALUES)
+    _set_attr(obj, key, value)
+    return f"attr {obj.name}@{key} := {type(value).__name__}{getattr(value, 'shape', '')}"
+
+
+def h_attr_delete(rng: random.Random, f: h5py.File) -> str:
+    obj, key = rng.choice(_attr_holders(f))
+    del obj.attrs[key]
+    return f"attr {obj.name}@{key} deleted"
+
+
+def h_odd_names(rng: random.Random, f: h5py.File) -> str:
+    from ckptfix.h5util import read_attr_list
+
+    holders = [(o, k) for o, k in _attr_holders(f) if k in ("layer_names", "weight_names")]
+    if not holders:
+        holders = [(o, k) for o, k in _attr_holders(f) if k == "name"]
+        obj, key = rng.choice(holders)
+        name = rng.choice(ODD_NAMES)
+        _set_attr(obj, key, name)
+        return f"attr {obj.name}@{key} := {name[:20]!r}"
+    obj, key = rng.choice(holders)
+    names = read_attr_list(obj, key) or ["x"]
+    i = rng.randrange(len(names))
+    odd = rng.choice(ODD_NAMES + [names[rng.randrange(len(names))]])
+    names[i] = odd
+    raw = np.asarray([n.encode("utf-8") for n in names])
+    if rng.random() < 0.2:
+        raw = np.asarray([n.encode("utf-8") for n in names] + [b"\xff\xfe"])
+    _set_attr(obj, key, raw)
+    return f"{obj.name}@{key}[{i}] := {odd[:20]!r}"
+
+
+def h_huge_chunks(rng: random.Random, f: h5py.File) -> str:
+    from ckptfix.h5util import read_attr_list
+
+    holders = [(o, k) for o, k in _attr_holders(f) if k in ("layer_names", "weight_names")]
+    if not holders:
+        g = rng.choice(_groups(f))
+        for k in range(2000):
+            g.attrs[f"name{k}"] = f"junk{k}"
+        return f"2000 junk attributes on {g.name}"
+    obj, key = rng.choice(holders)
+    names = read_attr_list(obj, key) or ["x"]
+    del obj.attrs[key]
+    n = rng.choice([500, 3000])
+    for k in range(n):  # every name repeated, one chunk each
+        obj.attrs[f"{key}{k}"] = np.asarray([names[k % len(names)].encode()])
+    return f"{obj.name}@{key} split into {n} chunks"
+
+
+def h_absurd_shape(rng: random.Random, f: h5py.File) -> str:
+    dsets = _datasets(f)
+    name, ds = rng.choice(dsets)
+    parent, base = ds.parent, name.rsplit("/", 1)[-1]
+    del parent[base]
+    kind = rng.choice(["huge", "empty", "scalar", "string", "compound", "group"])
+    if kind == "huge":
+        parent.create_dataset(base, shape=(1 << 40, 1 << 10), dtype="f4", chunks=(1, 1024))
+    elif kind == "empty":
+        parent.create_dataset(base, shape=(0, 5), dtype="f4")
+    elif kind == "scalar":
+        parent.create_dataset(base, data=np.float32(1))
+    elif kind == "string":
+        parent.create_dataset(base, data=np.asarray([b"abc", b"de"]))
+    elif kind == "compound":
+        parent.create_dataset(base, data=np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]))
+    else:
+        parent.create_group(base)
+    return f"dataset {name} replaced by {kind}"
+
+
+def h_links(rng: random.Random, f: h5py.File) -> str:
+    kind = rng.choice(["hard_cycle", "soft_cycle", "soft_dangling", "external"])
+    groups = [g for g in _groups(f) if g.name != "/"] or [f]
+    dsets = _datasets(f)
+    if kind == "hard_cycle":
+        g = rng.choice(groups)
+        g["cycle"] = g
+        return f"hard link cycle {g.name}/cycle -> {g.name}"
+    name, ds = rng.choice(dsets)
+    parent, base = ds.parent, name.rsplit("/", 1)[-1]
+    del parent[base]
+    if kind == "soft_cycle":
+        parent[base] = h5py.SoftLink(f"/{name}")
+    elif kind == "soft_dangling":
+        parent[base] = h5py.SoftLink("/nowhere/at/all")
+    else:
+        parent[base] = h5py.ExternalLink("/etc/hostname", "/x")
+    return f"{kind}: dataset {name} replaced by a link"
+
+
+def h_dup_layer(rng: random.Random, f: h5py.File) -> str:
+    from ckptfix.h5util import read_attr_list, write_attr_list
+
+    holders = [(o, k) for o, k in _attr_holders(f) if k in ("layer_names", "weight_names")]
+    if not holders:
+        g = rng.choice([g for g in _groups(f) if g.name != "/"])
+        g.parent.move(g.name.rsplit("/", 1)[-1], "renamed_" + g.name.rsplit("/", 1)[-1])
+        return f"group {g.name} renamed"
+    obj, key = rng.choice(holders)
+    names = read_attr_list(obj, key)
+    if not names:
+        names = ["ghost"]
+    i = rng.randrange(len(names))
+    op = rng.choice(["dup", "drop", "swap", "ghost"])
+    if op == "dup":
+        names.insert(i, names[i])
+    elif op == "drop":
+        names.pop(i)
+    elif op == "swap":
+        j = rng.randrange(len(names))
+        names[i], names[j] = names[j], names[i]
+    else:
+        names.append("ghost_layer")
+    write_attr_list(obj, key, names)
+    return f"{obj.name}@{key}: {op} at {i}"
+
+
+H5_MUTATIONS: dict[str, Callable[[random.Random, h5py.File], str]] = {
+    "attr_wrong": h_attr_wrong,
+    "attr_delete": h_attr_delete,
+    "odd_names": h_odd_names,
+    "huge_chunks": h_huge_chunks,
+    "absurd_shape": h_absurd_shape,
+    "links": h_links,
+    "names_list": h_dup_layer,
+}
+
+
+def _h5_mutator(fn: Callable[[random.Random, h5py.File], str]) -> Mutation:
+    def go(rng: random.Random, path: Path) -> str:
+        with h5py.File(path, "r+") as f:
+            return fn(rng, f)
+
+    return go
+
+
+# --- zip-level mutations (.keras) -----------------------------------------------------------
+
+
+def _rezip(path: Path, edit: Callable[[dict[str, bytes]], list[tuple[str, bytes]]]) -> None:
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    items = edit(members)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in items:
+            zf.writestr(name, data)
+
+
+def z_member(rng: random.Random, path: Path) -> str:
+    op = rng.choice(
+        ["drop", "config_garbage", "config_value", "weights_bytes", "dup", "traversal", "h5"]
+    )
+    what = [op]
+
+    def edit(m: dict[str, bytes]) -> list[tuple[str, bytes]]:
+        items = list(m.items())
+        if op == "drop":
+            victim = rng.choice(list(m))
+            what.append(victim)
+            return [(n, d) for n, d in items if n != victim]
+        if op == "config_garbage":
+            cfg = m.get("config.json", b"{}")
+            cut = rng.randrange(len(cfg))
+            return [(n, cfg[:cut] if n == "config.json" else d) for n, d in items]
+        if op == "config_value":
+            value = rng.choice([v for v in BAD_VALUES if isinstance(v, str)])
+            return [(n, value.encode() if n == "config.json" else d) for n, d in items]
+        if op == "weights_bytes":
+            w = bytearray(m.get("model.weights.h5", b""))
+            if w:
+                o = rng.randrange(len(w))
+                w[o : o + 64] = rng.randbytes(len(w[o : o + 64]))
+            return [(n, bytes(w) if n == "model.weights.h5" else d) for n, d in items]
+        if op == "dup":
+            return items + [(n, d) for n, d in items if n == "config.json"]
+        if op == "traversal":
+            return items + [("../../escaped.txt", b"x"), ("/abs/path.txt", b"y")]
+        # h5: a structural mutation of the inner weights file
+        with tempfile.TemporaryDirectory() as tmp:
+            inner = Path(tmp) / "w.h5"
+            inner.write_bytes(m["model.weights.h5"])
+            name = rng.choice(sorted(H5_MUTATIONS))
+            what.append(name + ": " + _h5_mutator(H5_MUTATIONS[name])(rng, inner))
+            data = inner.read_bytes()
+        return [(n, data if n == "model.weights.h5" else d) for n, d in items]
+
+    _rezip(path, edit)
+    return " ".join(what)
+
+
+# --- one case -------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """A generated input: where it is, which seed file it came from, what was done to it."""
+
+    number: int
+    seed_file: str
+    mutation: str
+    detail: str
+    path: Path
+
+
+def mutations_for(path: Path) -> list[str]:
+    names = list(BYTE_MUTATIONS)
+    if suffix_of(path) == ".keras":
+        names += ["zip"] * 4
+    else:
+        names += list(H5_MUTATIONS)
+    return names
+
+
+def make_case(seed: int, number: int, seeds: list[Path], workdir: Path) -> Case:
+    """Write case ``number`` of ``seed`` into ``workdir`` (deterministic)."""
+    rng = random.Random(f"{seed}:{number}")
+    src = rng.choice(seeds)
+    name = rng.choice(mutations_for(src))
+    path = workdir / f"case{number}{suffix_of(src)}"
+    shutil.copyfile(src, path)
+    if name in BYTE_MUTATIONS:
+        detail = BYTE_MUTATIONS[name](rng, path)
+    elif name == "zip":
+        detail = z_member(rng, path)
+    else:
+        detail = _h5_mutator(H5_MUTATIONS[name])(rng, path)
+    return Case(number, str(src.relative_to(ROOT)), name, detail, path)
+
+
+@dataclass
+class Outcome:
+    """What ``inspect`` and ``convert`` did with one case."""
+
+    number: int
+    seed_file: str
+    mutation: str
+    detail: str
+    inspect: str  # "ok", "exit N", "crash: Type: msg", "hang"
+    convert: str
+    seconds: float
+    bugs: list[str]
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _Timeout
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _call(fn: Callable[[], Any], timeout: float) -> tuple[str, Any]:
+    from ckptfix.errors import CkptfixError
+
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return "ok", fn()
+    except _Timeout:
+        return "hang", None
+    except CkptfixError as exc:
+        msg = str(exc)
+        if "\n" in msg or not msg:
+            return f"crash: CkptfixError message not one line: {msg[:200]!r}", exc
+        return f"exit {int(exc.exit_code)}", exc
+    except Exception as exc:  # noqa: BLE001 - a crash is what we look for
+        frames = [
+            f"{Path(fr.filename).name}:{fr.lineno} {fr.name}"
+            for fr in traceback.extract_tb(exc.__traceback__)
+            if "ckptfix" in fr.filename and "fuzz" not in fr.filename
+        ]
+        where = " < ".join(reversed(frames[-3:]))
+        return f"crash: {type(exc).__name__}: {str(exc)[:120]} @ {where}", exc
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def run_case(case: Case, outdir: Path, timeout: float = 20.0) -> Outcome:
+    """Run inspect and convert on ``case`` in-process; record any bug."""
+    from ckptfix import convert_checkpoint, inspect_checkpoint
+
+    start = time.perf_counter()
+    before = sha256(case.path)
+    bugs: list[str] = []
+    ins, _ = _call(lambda: inspect_checkpoint(case.path), timeout)
+    outdir.mkdir(parents=True, exist_ok=True)
+    dst = outdir / f"out{suffix_of(case.path)}"
+    if dst.exists():
+        dst.unlink()
+    conv, result = _call(lambda: convert_checkpoint(case.path, dst), timeout)
+    left = sorted(p.name for p in outdir.iterdir() if p != dst)
+    if conv == "ok":
+        if not dst.is_file():
+            bugs.append("convert returned but wrote no file")
+        elif not getattr(result, "verified", False):
+            bugs.append("convert returned an unverified result")
+    elif dst.exists():
+        bugs.append(f"output left behind after failure: {dst.name}")
+    if left:
+        bugs.append(f"stray files in the output folder: {left}")
+    for what, status in (("inspect", ins), ("convert", conv)):
+        if status.startswith("crash") or status == "hang":
+            bugs.append(f"{what}: {status}")
+        elif status.startswith("exit ") and int(status[5:]) not in DOCUMENTED_CODES:
+            bugs.append(f"{what}: undocumented {status}")
+    if sha256(case.path) != before:
+        bugs.append("input modified")
+    for p in outdir.iterdir():
+        p.unlink()
+    return Outcome(
+        case.number,
+        case.seed_file,
+        case.mutation,
+        case.detail,
+        ins,
+        conv,
+        time.perf_counter() - start,
+        bugs,
+    )
+
+
+def run_numbers(seed: int, numbers: list[int], workdir: Path, timeout: float) -> list[Outcome]:
+    """Generate and run the given case numbers in this process."""
+    seeds = seed_files()
+    outs = []
+    for n in numbers:
+        case = make_case(seed, n, seeds, workdir)
+        outs.append(run_case(case, workdir / "out", timeout))
+        case.path.unlink()
+    return outs
+
+
+# --- the large run: worker processes with a watchdog ----------------------------------------
+
+
+def _worker(seed: int, numbers: list[int], timeout: float) -> int:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    seeds = seed_files()
+    with tempfile.TemporaryDirectory(prefix="ckptfix-fuzz-") as tmp:
+        work = Path(tmp)
+        for n in numbers:
+            sys.stdout.write(f"BEGIN {n}\n")
+            sys.stdout.flush()
+            try:
+                case = make_case(seed, n, seeds, work)
+            except Exception as exc:  # noqa: BLE001 - a mutation h5py refused: not a case
+                out = Outcome(n, "", "skipped", repr(exc)[:200], "skipped", "skipped", 0.0, [])
+            else:
+                out = run_case(case, work / "out", timeout)
+                case.path.unlink()
+            sys.stdout.write("END " + json.dumps(asdict(out)) + "\n")
+            sys.stdout.flush()
+    return 0
+
+
+def run_parallel(seed: int, numbers: list[int], workers: int, timeout: float) -> list[Outcome]:
+    """Run cases in ``workers`` child processes; a child silent for 3×timeout is a hang."""
+    queues = [numbers[k::workers] for k in range(workers)]
+    results: list[Outcome] = []
+    procs: dict[int, tuple[subprocess.Popen[str], list[int], float, int | None]] = {}
+
+    def start(queue: list[int]) -> None:
+        if not queue:
+            return
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--seed",
+                str(seed),
+                "--timeout",
+                str(timeout),
+                "--numbers",
+                ",".join(map(str, queue)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        assert p.stdout is not None
+        procs[p.stdout.fileno()] = (p, queue, time.monotonic(), None)
+
+    for q in queues:
+        start(q)
+    done = 0
+    while procs:
+        ready, _, _ = select.select(list(procs), [], [], 1.0)
+        now = time.monotonic()
+        for fd in ready:
+            p, queue, _, current = procs[fd]
+            assert p.stdout is not None
+            line = p.stdout.readline()
+            if not line:  # the worker exited
+                del procs[fd]
+                p.wait()
+                if current is not None:  # died inside a case: a crash of the process
+                    results.append(_dead(seed, current, f"process died (rc {p.returncode})"))
+                    start(queue[queue.index(current) + 1 :])
+                continue
+            if line.startswith("BEGIN "):
+                procs[fd] = (p, queue, now, int(line.split()[1]))
+            elif line.startswith("END "):
+                results.append(Outcome(**json.loads(line[4:])))
+                procs[fd] = (p, queue, now, None)
+                done += 1
+                if done % 250 == 0:
+                    sys.stderr.write(f"  {done}/{len(numbers)} cases\n")
+        for fd, (p, queue, since, current) in list(procs.items()):
+            if current is not None and now - since > 3 * timeout:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+                del procs[fd]
+                results.append(_dead(seed, current, "hang (no answer, killed)"))
+                start(queue[queue.index(current) + 1 :])
+    return sorted(results, key=lambda o: o.number)
+
+
+def _dead(seed: int, number: int, why: str) -> Outcome:
+    with tempfile.TemporaryDirectory() as tmp:
+        case = make_case(seed, number, seed_files(), Path(tmp))
+    return Outcome(number, case.seed_file, case.mutation, case.detail, why, why, 0.0, [why])
+
+
+def summarize(outcomes: list[Outcome], seed: int, seconds: float) -> dict[str, Any]:
+    """Counts per mutation and outcome, and the list of bugs."""
+    per: dict[str, Counter[str]] = {}
+    for o in outcomes:
+        c = per.setdefault(o.mutation, Counter())
+        c["cases"] += 1
+        c[f"inspect {o.inspect.split(':')[0]}"] += 1
+        c[f"convert {o.convert.split(':')[0]}"] += 1
+    bugs = [
+        {
+            "case": o.number,
+            "seed_file": o.seed_file,
+            "mutation": f"{o.mutation}: {o.detail}",
+            "bugs": o.bugs,
+            "repro": f"python bench/fuzz.py --seed {seed} --only {o.number}",
+        }
+        for o in outcomes
+        if o.bugs
+    ]
+    return {
+        "seed": seed,
+        "cases": len(outcomes),
+        "seconds": round(seconds, 1),
+        "slowest_case_s": round(max((o.seconds for o in outcomes), default=0.0), 2),
+        "converted": sum(o.convert == "ok" for o in outcomes),
+        "refused_with_code": dict(
+            Counter(o.convert for o in outcomes if o.convert.startswith("exit"))
+        ),
+        "per_mutation": {k: dict(v) for k, v in sorted(per.items())},
+        "bug_cases": len(bugs),
+        "bugs": bugs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=20.0, help="seconds per call")
+    ap.add_argument("--only", type=int, help="run one case, print its outcome")
+    ap.add_argument("--json", type=Path, help="also write the summary here")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--numbers", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return _worker(args.seed, [int(n) for n in args.numbers.split(",")], args.timeout)
+    if args.only is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            (o,) = run_numbers(args.seed, [args.only], Path(tmp), args.timeout)
+        print(json.dumps(asdict(o), indent=2))
+        return 1 if o.bugs else 0
+    start = time.perf_counter()
+    outcomes = run_parallel(args.seed, list(range(args.cases)), args.workers, args.timeout)
+    summary = summarize(outcomes, args.seed, time.perf_counter() - start)
+    text = json.dumps(summary, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+    return 1 if summary["bugs"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
