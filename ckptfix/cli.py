@@ -236,6 +236,88 @@ def inspect(
     out.print(render_report(report, tensors=tensors), crop=False)  # the fix line stays whole
 
 
+# --- train ---------------------------------------------------------------------------------
+
+
+@app.command("train")
+def train_command(
+    model: str = typer.Option(
+        ..., "--model", help="MODULE:FACTORY or path/file.py:FACTORY returning the model."
+    ),
+    data: str = typer.Option(..., "--data", help=".npz with x, y (optional val_x, val_y)."),
+    epochs: int = typer.Option(..., "--epochs", min=1, help="Total epochs (resume counts)."),
+    batch_size: int = typer.Option(..., "--batch-size", min=1, help="Global batch size."),
+    out_dir: str = typer.Option(..., "--out", help="Checkpoint folder."),
+    devices: int | None = typer.Option(
+        None, "--devices", min=1, help="Replicas (GPUs, else logical CPUs). Default: all GPUs."
+    ),
+    monitor: str = typer.Option("val_loss", "--monitor", help="Metric for --save-best-only."),
+    save_best_only: bool = typer.Option(False, "--save-best-only", help="Save improvements."),
+    weights_only: bool = typer.Option(False, "--weights-only", help="Write .weights.h5 files."),
+    loss: str | None = typer.Option(None, "--loss", help="Loss if the factory does not compile."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a model data-parallel; every checkpoint loads into the single model."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    import ckptfix.train as trainer  # imports TensorFlow lazily, only for this command
+
+    factory = run_library(lambda: trainer.load_factory(model))
+    arrays = run_library(lambda: trainer.load_arrays(data))
+    val = (arrays["val_x"], arrays["val_y"]) if "val_x" in arrays else None
+    progress = Progress(
+        TextColumn("epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.fields[logs]}"),
+        console=err,
+        disable=as_json,
+    )
+
+    def on_epoch(report: trainer.EpochReport) -> None:
+        logs = "  ".join(f"{k}={v:.4g}" for k, v in report.logs.items())
+        saved = f"  -> {report.checkpoint}" if report.checkpoint else ""
+        progress.update(task, completed=report.epoch, logs=logs + saved)
+
+    with progress:
+        task = progress.add_task("train", total=epochs, logs="")
+        result = run_library(
+            lambda: trainer.train(
+                factory,
+                arrays["x"],
+                arrays["y"],
+                epochs=epochs,
+                batch_size=batch_size,
+                checkpoint_dir=out_dir,
+                devices=devices,
+                validation_data=val,
+                monitor=monitor,
+                save_best_only=save_best_only,
+                save_weights_only=weights_only,
+                resume=resume,
+                loss=loss,
+                on_epoch_end=on_epoch,
+            )
+        )
+    if as_json:
+        print_json(result.summary())
+        return
+    out.print(
+        f"Trained on {result.replicas} replica(s) ({result.strategy}, {result.keras}); "
+        f"epochs {result.initial_epoch + 1}-{result.epochs}"
+        + (f", resumed from {result.resumed_from}" if result.resumed_from else ""),
+        markup=False,
+        soft_wrap=True,
+    )
+    for note in result.notes:
+        out.print(f"Note: {note}", markup=False, soft_wrap=True)
+    if not result.checkpoints:
+        out.print("No checkpoint written.")
+    for path in result.checkpoints:
+        out.print(f"  {path}", markup=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
