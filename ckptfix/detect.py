@@ -153,8 +153,9 @@ def find_pattern(
 
     Raises:
         NothingToConvertError: no nested model holds weights (already a single model).
-        AmbiguousTemplateError: several do and ``template`` is None, or the only one sits
-            beside other weighted layers (converting would drop them) and was not chosen.
+        AmbiguousTemplateError: several do and ``template`` is None.
+        NothingToConvertError: also when the only one sits beside other weighted layers (an
+            ordinary model containing a model) and was not chosen with ``template``.
         LayoutError: ``template`` names no nested model of the file.
     """
     candidates = find_candidates(layer_names, weights, cfg_layers)
@@ -183,10 +184,11 @@ def find_pattern(
         chosen = candidates[0]
     outer = tuple(n for n in weighted if n != chosen)
     if outer and template is None:
-        raise AmbiguousTemplateError(
-            f"expected the nested model {chosen!r} to hold every weight; found weights in "
-            f"other layers too ({', '.join(outer[:5])}{'…' if len(outer) > 5 else ''}) that a "
-            f"conversion would drop; pass --template {chosen} to lift it out anyway"
+        raise NothingToConvertError(
+            f"expected a parallel or wrapped checkpoint; found a single model that contains the "
+            f"model {chosen!r} beside other layers with weights ({', '.join(outer[:5])}"
+            f"{'…' if len(outer) > 5 else ''}); nothing to convert: load it directly, or pass "
+            f"--template {chosen} to extract {chosen!r} alone"
         )
     by_name = {c.name: c for c in cfg_layers}
     if cfg_layers:

@@ -542,16 +542,14 @@ def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointRepo
     pat: Pattern | None = None
     try:
         pat = find_pattern(ck.layer_names, ck.weights, ck.cfg_layers, template, path.name)
-    except NothingToConvertError:
-        pat = None
-    except AmbiguousTemplateError:
+    except (NothingToConvertError, AmbiguousTemplateError):
         pat = None
         if len(candidates) > 1:
             notes.append(
                 f"{len(candidates)} nested models hold weights ({', '.join(candidates)}): "
                 "choose the template with --template NAME"
             )
-        else:
+        elif candidates:
             outer = [n for n in ck.layer_names if ck.weights[n] and n not in candidates]
             notes.append(
                 f"an ordinary model that contains the model {candidates[0]!r} beside other "
