@@ -9,6 +9,7 @@ optimizer's iteration count with the one the parallel model reached.
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 
