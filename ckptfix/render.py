@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -93,7 +94,7 @@ LAYOUT_SOURCES = {
 #: The longest period of repeated layer blocks that the tree folds (ResNet blocks are 6-10).
 MAX_PERIOD = 10
 #: Rows of the tree shown before the middle is cut (``--tensors`` shows everything).
-MAX_ROWS = 60
+MAX_ROWS = 80
 
 # ``inspect --json``: the documented top-level keys, in order (README "inspect --json").
 JSON_SCHEMA_VERSION = 1
@@ -309,6 +310,7 @@ def _add_layers(node: Tree, layers: Sequence[LayerEntry], tensors: bool, budget:
 def _fold(layers: Sequence[LayerEntry]) -> list[tuple[str, Any]]:
     """Fold runs of alike layers: (``"layer"``, entry) or (``"run"``, (block, repeats))."""
     sigs = [_signature(layer) for layer in layers]
+    names = [layer.name for layer in layers]
     n = len(layers)
     out: list[tuple[str, Any]] = []
     i = 0
@@ -317,16 +319,17 @@ def _fold(layers: Sequence[LayerEntry]) -> list[tuple[str, Any]]:
         for p in range(1, MAX_PERIOD + 1):
             if i + 2 * p > n:
                 break
-            reps = 1
-            while (
-                i + (reps + 1) * p <= n
-                and sigs[i + reps * p : i + (reps + 1) * p] == sigs[i : i + p]
-            ):
-                reps += 1
+            reps = _repeats(sigs, i, p)
             # Fold only what saves rows: 3+ single layers, or 2+ repeats of a block.
             worth = reps >= 3 if p == 1 else reps >= 2
             if worth and p * reps > best_p * best_reps:
                 best_p, best_reps = p, reps
+        shift = 0
+        if best_reps > 1 and best_p > 1:
+            shift = _best_shift(sigs, names, i, best_p)
+            best_reps = _repeats(sigs, i + shift, best_p)
+        out += [("layer", layer) for layer in layers[i : i + shift]]
+        i += shift
         block = layers[i : i + best_p]
         out += [("layer", layer) for layer in block]
         if best_reps > 1:
@@ -334,6 +337,33 @@ def _fold(layers: Sequence[LayerEntry]) -> list[tuple[str, Any]]:
             out.append(("run", (block, rest)))
         i += best_p * best_reps
     return out
+
+
+def _best_shift(sigs: Sequence[Any], names: Sequence[str], i: int, p: int) -> int:
+    """Where a repeated block of ``p`` layers found at ``i`` really starts.
+
+    The first alike layer may sit at the end of a real block (``conv2_block1_3_bn`` before
+    ``conv2_block2_1_conv``…); among the shifts that still repeat, pick the one whose layer
+    names share the longest prefix.
+    """
+
+    def score(s: int) -> tuple[int, int]:
+        reps = _repeats(sigs, i + s, p)
+        common = len(os.path.commonprefix(list(names[i + s : i + s + p])))
+        return (common if reps >= 2 else -1, reps)
+
+    return max(range(p), key=score)
+
+
+def _repeats(sigs: Sequence[Any], i: int, p: int) -> int:
+    """How many times the block ``sigs[i:i+p]`` occurs back to back from ``i``."""
+    n = len(sigs)
+    if i + p > n:
+        return 0
+    reps = 1
+    while i + (reps + 1) * p <= n and sigs[i + reps * p : i + (reps + 1) * p] == sigs[i : i + p]:
+        reps += 1
+    return reps
 
 
 def _signature(layer: LayerEntry) -> tuple[Any, ...]:

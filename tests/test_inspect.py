@@ -456,7 +456,8 @@ def test_repeated_blocks_fold_like_resnet_stages():
         ws = tuple(TensorEntry(f"{name}/w{i}:0", s, "float32", 4) for i, s in enumerate(shapes))
         return LayerEntry(name=name, class_name=cls, weights=ws)
 
-    stem = [layer("conv1", "Conv2D", (7, 7, 3, 32)), layer("bn1", "BatchNormalization", (32,))]
+    # bn1 is built like every block's bn: the fold must still start at a block boundary.
+    stem = [layer("conv1", "Conv2D", (7, 7, 3, 64)), layer("bn1", "BatchNormalization", (64,))]
     blocks = []
     for b in range(5):
         blocks += [
