@@ -591,3 +591,13 @@ def test_unknown_template_is_refused_with_choices():
         "Error: expected --template to name a nested model holding weights; found 'nope' is not "
         "one (nested models in the file: model); pick one of those names"
     )
+
+
+def test_readme_documents_the_json_keys():
+    readme = (FIXTURES.parent / "README.md").read_text()
+    section = readme.split("#### `inspect --json`", 1)[1].split("```", 1)[0]
+    documented = []
+    for row in section.splitlines():
+        if row.startswith("| `"):
+            documented += [k.strip(" `") for k in row.split("|")[1].split(",")]
+    assert documented == JSON_KEYS
