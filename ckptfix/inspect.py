@@ -62,17 +62,8 @@ def inspect_checkpoint(
 
 
 def _inspect_format(p: Path, fmt: str, opts: ConvertOptions) -> CheckpointReport:
-    """Dispatch to the format module's ``inspect_checkpoint``."""
-    if fmt in (formats.KERAS2_WEIGHTS, formats.KERAS2_MODEL):
-        from .formats import legacy_h5
+    """Dispatch to the format module's ``inspect_checkpoint(path, fmt, opts)``."""
+    from .convert import _module_for
 
-        return legacy_h5.inspect_checkpoint(p, fmt, opts)
-    if fmt == formats.KERAS3_WEIGHTS:
-        from .formats import keras3_weights
-
-        report: CheckpointReport = keras3_weights.inspect_checkpoint(p, fmt)
-        return report
-    from .formats import keras_archive
-
-    archive_report: CheckpointReport = keras_archive.inspect_checkpoint(p, fmt)
-    return archive_report
+    report: CheckpointReport = _module_for(fmt).inspect_checkpoint(p, fmt, opts)
+    return report

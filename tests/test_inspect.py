@@ -601,3 +601,52 @@ def test_readme_documents_the_json_keys():
         if row.startswith("| `"):
             documented += [k.strip(" `") for k in row.split("|")[1].split(",")]
     assert documented == JSON_KEYS
+
+
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    """Damaged or foreign files of every family, built in ``tmp``."""
+    import zipfile
+
+    files = {}
+    files["empty"] = tmp / "empty.h5"
+    files["empty"].write_bytes(b"")
+    files["zip without config"] = tmp / "x.keras"
+    with zipfile.ZipFile(files["zip without config"], "w") as z:
+        z.writestr("a.txt", "hi")
+    for name in ("wrapper.keras", "wrapper.weights.h5"):
+        src = FIXTURES / "keras3" / "parallel" / name
+        files[f"truncated {name}"] = tmp / f"cut_{name}"
+        files[f"truncated {name}"].write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    files["numbers as layer_names"] = tmp / "numbers.h5"
+    with h5py.File(files["numbers as layer_names"], "w") as f:
+        f.attrs["layer_names"] = np.arange(3)
+    files["broken model_config"] = tmp / "cfg.h5"
+    with h5py.File(files["broken model_config"], "w") as f:
+        write_layers(f.create_group("model_weights"), [("a", [])])
+        f.attrs["model_config"] = b"{not json"
+    files["undecodable name"] = tmp / "utf.h5"
+    with h5py.File(files["undecodable name"], "w") as f:
+        f.attrs["layer_names"] = np.asarray([b"\xff\xfe"])
+    return files
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty",
+        "zip without config",
+        "truncated wrapper.keras",
+        "truncated wrapper.weights.h5",
+        "numbers as layer_names",
+        "broken model_config",
+        "undecodable name",
+    ],
+)
+def test_damaged_files_of_every_family_give_one_line(tmp_path, case):
+    path = _bad_files(tmp_path)[case]
+    res = run_cli(str(path))
+    assert res.exit_code == BAD_INPUT, res.output
+    line = first_line_of_error(res)
+    assert line.startswith("Error: expected "), line
+    with pytest.raises(ckptfix.CkptfixError):
+        ckptfix.inspect_checkpoint(path)
