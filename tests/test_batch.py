@@ -462,3 +462,26 @@ def test_no_tensorflow_in_workers_or_library(serial) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     assert done.stdout.strip() == "False"
+
+
+def test_terminal_progress_bar_and_summary(tmp_path: Path) -> None:
+    """On a terminal: a transient bar, failures printed above it, then the summary."""
+    import io
+
+    from rich.console import Console
+
+    from ckptfix.batch_view import BatchProgressView, render_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copyfile(KERAS2 / "cnn/parallel_model.h5", src / "a.h5")
+    (src / "b.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # a signature, no file
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120)
+    with BatchProgressView(console) as view:
+        assert not view.plain
+        report = ckptfix.convert_batch(src, tmp_path / "out", jobs=1, progress=view)
+    console.print(render_batch(report, "r.json"))
+    text = buf.getvalue()
+    assert "failed " in text and "b.h5" in text and "converted a.h5" not in text
+    assert "1 converted, 0 skipped, 1 failed" in text and "report: r.json" in text
