@@ -53,8 +53,11 @@ def split_suffix(path: str | Path) -> tuple[str, str]:
     return name, ""
 
 
-def check_target(filepath: str | Path, save_weights_only: bool, keras3: bool) -> str:
-    """Validate the checkpoint path's suffix for this Keras and mode; return the suffix.
+def check_target(filepath: str | Path, save_weights_only: bool) -> str:
+    """Validate the checkpoint path's suffix for the save mode; return the suffix.
+
+    Both Kerases write these suffixes as one file (Keras 3 writes ``.h5`` weights in the
+    legacy Keras 2 layout; tf_keras writes ``.keras`` archives too).
 
     Raises:
         OutputError: a suffix this Keras cannot write as one atomic file.
@@ -72,8 +75,6 @@ def check_target(filepath: str | Path, save_weights_only: bool, keras3: bool) ->
             f"expected a {what} checkpoint path ending in {' or '.join(allowed)}; "
             f"found {str(filepath)!r}; {hint}"
         )
-    if not keras3 and suffix == ".keras" and not save_weights_only:
-        return suffix  # tf_keras writes the Keras v3 archive too
     return suffix
 
 
@@ -146,7 +147,7 @@ class TemplateCheckpoint:
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
         self.include_optimizer = include_optimizer
-        self.suffix = check_target(self.filepath, save_weights_only, self._keras3)
+        self.suffix = check_target(self.filepath, save_weights_only)
         if period is not None:
             warnings.warn(
                 "TemplateCheckpoint(period=N) is deprecated; it means save_freq='epoch' "
