@@ -428,8 +428,8 @@ def _walk(folder: Path, out: Path) -> Iterable[Path]:
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)
         # never pick up our own outputs (an --out-dir inside a source folder)
-        dirnames[:] = [d for d in dirnames if not same_file(here / d, out)]
-        for name in filenames:
+        dirnames[:] = sorted(d for d in dirnames if not same_file(here / d, out))
+        for name in sorted(filenames):  # sorted: which of two links to one file wins is fixed
             if TEMP_MARK in name or not name.lower().endswith(CHECKPOINT_SUFFIXES):
                 continue
             yield here / name
