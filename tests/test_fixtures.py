@@ -228,6 +228,8 @@ def test_keras3_builds_the_same_architecture(case: str, keras3: Any) -> None:
     model = models.build(case, keras3)
     model.load_weights(str(KERAS2 / case / "template_weights.h5"))
     assert_predictions(case, predict(model, inputs), want)
+    with pytest.raises(ValueError, match="Layer count mismatch"):
+        models.build(case, keras3).load_weights(str(KERAS2 / case / "parallel_weights.h5"))
 
 
 @pytest.mark.tf
