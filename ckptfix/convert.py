@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import formats
-from .errors import VerificationError
+from .errors import OutputError, VerificationError
 from .h5util import damaged_file_errors
 from .output import atomic_destination
 from .report import ConversionResult, VerificationResult
@@ -81,6 +81,7 @@ def convert_checkpoint(
         template=template, reference=reference, model=model, infer=infer, progress=progress
     )
     fmt = formats.detect_format(src)
+    check_output_name(fmt, dst)
     module = _module_for(fmt)
     with atomic_destination(src, dst, force) as tmp, damaged_file_errors(src):
         result: ConversionResult = module.write_conversion(Path(src), tmp, fmt, opts)
@@ -110,6 +111,36 @@ def verify_conversion(
     fmt = formats.detect_format(src)
     with damaged_file_errors(src):
         return _module_for(fmt).verify_conversion(Path(src), Path(dst), template=template)
+
+
+def check_output_name(fmt: str, dst: str | Path) -> None:
+    """Refuse a destination name that Keras would read as another format.
+
+    Keras picks its loader by suffix: ``.weights.h5`` and ``.keras`` are Keras 3 formats,
+    ``.h5``/``.hdf5`` the legacy one (tf_keras reads any other name as a TF checkpoint).
+
+    Raises:
+        OutputError: the name does not fit the format being written.
+    """
+    name = Path(dst).name.lower()
+    if fmt in (formats.KERAS2_WEIGHTS, formats.KERAS2_MODEL):
+        if name.endswith(".weights.h5") or not name.endswith((".h5", ".hdf5")):
+            stem = Path(dst).name.split(".")[0] or "single"
+            raise OutputError(
+                f"expected a Keras 2 output name ending in .h5 or .hdf5 (not .weights.h5); found "
+                f"{Path(dst).name!r}, which Keras would read as another format; name it like "
+                f"{stem}_single.h5"
+            )
+    elif fmt == formats.KERAS3_WEIGHTS and not name.endswith(".weights.h5"):
+        raise OutputError(
+            f"expected a Keras 3 weights output name ending in .weights.h5; found "
+            f"{Path(dst).name!r}, which Keras 3 would not load; name it like single.weights.h5"
+        )
+    elif fmt == formats.KERAS3_ARCHIVE and not name.endswith(".keras"):
+        raise OutputError(
+            f"expected a .keras output name for a Keras 3 archive; found {Path(dst).name!r}; "
+            "name it like single.keras"
+        )
 
 
 def _module_for(fmt: str) -> Any:
