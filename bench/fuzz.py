@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -185,6 +186,8 @@ ODD_NAMES = [
     "dense_1/kernel:0/",
     "x" * 5000,
     "ü☃ \t\n",
+    "[/bold][red]markup",
+    "\x1b[2J\x1b[31mterminal",
     "lambda_1",
     "model_weights",
 ]
@@ -363,7 +366,8 @@ def _rezip(path: Path, edit: Callable[[dict[str, bytes]], list[tuple[str, bytes]
     with zipfile.ZipFile(path) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     items = edit(members)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        warnings.simplefilter("ignore")  # duplicate member names are one of the mutations
         for name, data in items:
             zf.writestr(name, data)
 
@@ -513,7 +517,8 @@ def run_case(case: Case, outdir: Path, timeout: float = 20.0) -> Outcome:
     dst = outdir / f"out{suffix_of(case.path)}"
     if dst.exists():
         dst.unlink()
-    conv, result = _call(lambda: convert_checkpoint(case.path, dst), timeout)
+    # infer=True: weights-only files go through layout inference too (deeper than a refusal).
+    conv, result = _call(lambda: convert_checkpoint(case.path, dst, infer=True), timeout)
     left = sorted(p.name for p in outdir.iterdir() if p != dst)
     if conv == "ok":
         if not dst.is_file():
@@ -560,8 +565,6 @@ def run_numbers(seed: int, numbers: list[int], workdir: Path, timeout: float) ->
 
 
 def _worker(seed: int, numbers: list[int], timeout: float) -> int:
-    import warnings
-
     warnings.simplefilter("ignore")
     seeds = seed_files()
     with tempfile.TemporaryDirectory(prefix="ckptfix-fuzz-") as tmp:

@@ -32,6 +32,14 @@ class CkptfixError(ValueError):
 
     exit_code: ExitCode = ExitCode.FAILED
 
+    def __init__(self, *args: object) -> None:
+        # Names quoted from a file may hold newlines or terminal escapes: keep one clean line.
+        super().__init__(*(_one_line(a) if isinstance(a, str) else a for a in args))
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
+
 
 class NotACheckpointError(CkptfixError):
     """The file is not a Keras checkpoint we can read (not HDF5/zip, or not Keras)."""
