@@ -191,3 +191,32 @@ def test_deep_model_has_chunked_attributes():
 def test_every_fixture_is_under_the_size_budget():
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
     assert total < 5 * 1024 * 1024, total
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
+def test_weights_only_with_live_model_is_exact(tf_keras, keras3, tmp_path, case, flavour):
+    """A migration script passes the template it builds in code: exact for every fixture."""
+    from fixtures import models
+
+    keras = tf_keras if flavour == "tf_keras" else keras3
+    template = models.build(case, keras)
+    out = tmp_path / "single.h5"
+    r = ckptfix.convert_checkpoint(K2 / case / "parallel_weights.h5", out, model=template)
+    assert (r.layout, r.layout_source) == ("exact", "model")
+    template.load_weights(str(out))
+    assert_arrays_equal(
+        [np.asarray(w) for w in template.get_weights()], reference_arrays(tf_keras, case)
+    )
+    assert_predicts(template, case, atol=0.0 if flavour == "tf_keras" else 1e-5)
+
+
+def test_live_model_that_does_not_match_is_refused(tf_keras, tmp_path):
+    from fixtures import models
+
+    other = models.build("cnn", tf_keras)
+    with pytest.raises(ckptfix.ReferenceMismatchError, match="as many weights|shape"):
+        ckptfix.convert_checkpoint(
+            K2 / "dense_bn" / "parallel_weights.h5", tmp_path / "o.h5", model=other
+        )
+    assert not (tmp_path / "o.h5").exists()
