@@ -42,12 +42,7 @@ def render_conversion(r: ConversionResult) -> RenderableType:
     t.add_row("replicas", str(r.replicas) if r.replicas is not None else "—")
     t.add_row("layers", f"{r.layers} with weights")
     t.add_row("tensors", f"{r.tensors} ({human_bytes(r.bytes)})")
-    src = {
-        "model": "the live model",
-        "reference": "--reference",
-        "config": "the file's own config",
-        "names": "weight names",
-    }[r.layout_source]
+    src = LAYOUT_SOURCES.get(r.layout_source, r.layout_source)
     style = "green" if r.layout == "exact" else "yellow"
     t.add_row("layout", Text(f"{r.layout} (from {src})", style=style))
     if r.full_model:
@@ -88,6 +83,7 @@ LAYOUT_SOURCES = {
     "model": "the live model",
     "reference": "--reference",
     "config": "the file's own model config",
+    "paths": "the file's object paths",
     "names": "weight names only",
 }
 

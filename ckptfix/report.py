@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Layout = Literal["exact", "inferred"]
-#: Where a layout came from: a live model, a --reference, the file's own config, weight names.
-LayoutSource = Literal["model", "reference", "config", "names"]
+#: Where a layout came from: a live model, a --reference, the file's own config, the Keras 3
+#: object paths (``layers/<name>/vars``, exact by structure), or weight names (inferred).
+LayoutSource = Literal["model", "reference", "config", "paths", "names"]
 
 
 @dataclass(frozen=True)

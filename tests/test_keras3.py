@@ -82,7 +82,8 @@ def test_convert_writes_the_templates_tensors(tmp_path: Path, case: str, name: s
     dst, result = _convert(case, name, ext, tmp_path)
     assert sha256(src) == before
     assert result.verified and result.template == name
-    assert result.layout == "exact" and result.layout_source == "config"
+    assert result.layout == "exact"
+    assert result.layout_source == ("config" if ext == "keras" else "paths")
     assert result.tensors == _manifest(case)["templates"][name]["tensors"]
     assert result.full_model == (ext == "keras")
     # The converted file has the layout the template writes itself, tensor for tensor.
@@ -205,11 +206,12 @@ def test_template_own_file_is_nothing_to_convert(tmp_path: Path):
 
 @pytest.mark.parametrize("ext", ["h5", "keras"])
 def test_several_nested_models_need_a_template(tmp_path: Path, ext: str):
+    out = tmp_path / ("out.weights.h5" if ext == "h5" else "out.keras")
     with pytest.raises(AmbiguousTemplateError) as exc:
-        convert_checkpoint(_src("autoencoder", ext), tmp_path / "out")
+        convert_checkpoint(_src("autoencoder", ext), out)
     assert "found 2 (encoder, decoder); pass --template NAME" in _one_line(exc.value)
     with pytest.raises(LayoutError) as exc2:
-        convert_checkpoint(_src("autoencoder", ext), tmp_path / "out", template="functional")
+        convert_checkpoint(_src("autoencoder", ext), out, template="functional")
     assert "found encoder, decoder; pass one of these names" in _one_line(exc2.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -244,7 +246,7 @@ def test_cli_convert_and_refusal(tmp_path: Path):
     ok = runner.invoke(app, ["convert", str(_src("parallel", "keras")), str(out), "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["template"] == "template" and out.exists()
-    bad = runner.invoke(app, ["convert", str(_src("autoencoder", "h5")), str(tmp_path / "x.h5")])
+    bad = runner.invoke(app, ["convert", str(_src("autoencoder", "h5")), str(tmp_path / "x.weights.h5")])
     assert bad.exit_code == ExitCode.REFUSED
     assert "pass --template NAME" in bad.output
 
