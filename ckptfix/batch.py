@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -184,6 +185,8 @@ def convert_batch(
         out_dir: the output folder (created when missing); each output keeps its input's
             relative path and file name.
         jobs: worker processes (default: the CPUs this process may use); 1 runs in this process.
+            Workers are spawned, so they import your ``__main__`` module again: in a script,
+            call this under ``if __name__ == "__main__":`` (as for any multiprocessing code).
         force: replace outputs that already exist. Without it an existing output is kept: it is
             verified against its input and the entry is *skipped* (or *failed* if it differs).
         reference: a layout reference for Keras 2 weights-only files, used for every input.
@@ -216,6 +219,8 @@ def convert_batch(
     created = _make_folders(out, items)
     opts = _Options(template, None if reference is None else str(reference), infer, force)
     n = min(jobs or _cpu_count(), len(items))
+    if n > 1 and not _main_importable():
+        n = 1  # spawned workers could not start (they re-import __main__): run here instead
     total_bytes = sum(it.file_bytes for it in items)
     done = [0, 0]
 
@@ -462,6 +467,13 @@ def _remove_empty(created: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             pass  # not empty: it holds outputs
+
+
+def _main_importable() -> bool:
+    """False when ``__main__`` names a file that does not exist (``python - < script``)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return path is None or os.path.exists(path)
 
 
 def _cpu_count() -> int:

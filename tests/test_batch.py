@@ -485,3 +485,23 @@ def test_terminal_progress_bar_and_summary(tmp_path: Path) -> None:
     text = buf.getvalue()
     assert "failed " in text and "b.h5" in text and "converted a.h5" not in text
     assert "1 converted, 0 skipped, 1 failed" in text and "report: r.json" in text
+
+
+def test_script_from_stdin_runs_serially_instead_of_breaking_the_pool(tmp_path: Path) -> None:
+    """Spawned workers re-import ``__main__``; from stdin they cannot, so the batch runs here."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.h5", "b.h5"):
+        shutil.copyfile(KERAS2 / "cnn/parallel_model.h5", src / name)
+    script = (
+        "import ckptfix\n"
+        f"r = ckptfix.convert_batch([{str(src)!r}], {str(tmp_path / 'out')!r}, jobs=2)\n"
+        "print(r.jobs, r.converted, r.failed)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-"], input=script, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["1", "2", "0"], done.stderr
