@@ -550,9 +550,11 @@ def run_case(case: Case, outdir: Path, timeout: float = 20.0) -> Outcome:
     )
 
 
-def run_numbers(seed: int, numbers: list[int], workdir: Path, timeout: float) -> list[Outcome]:
+def run_numbers(
+    seed: int, numbers: list[int], workdir: Path, timeout: float, max_bytes: int = 1 << 20
+) -> list[Outcome]:
     """Generate and run the given case numbers in this process."""
-    seeds = seed_files()
+    seeds = seed_files(max_bytes=max_bytes)
     outs = []
     for n in numbers:
         case = make_case(seed, n, seeds, workdir)
@@ -564,9 +566,9 @@ def run_numbers(seed: int, numbers: list[int], workdir: Path, timeout: float) ->
 # --- the large run: worker processes with a watchdog ----------------------------------------
 
 
-def _worker(seed: int, numbers: list[int], timeout: float) -> int:
+def _worker(seed: int, numbers: list[int], timeout: float, max_bytes: int) -> int:
     warnings.simplefilter("ignore")
-    seeds = seed_files()
+    seeds = seed_files(max_bytes=max_bytes)
     with tempfile.TemporaryDirectory(prefix="ckptfix-fuzz-") as tmp:
         work = Path(tmp)
         for n in numbers:
@@ -584,7 +586,9 @@ def _worker(seed: int, numbers: list[int], timeout: float) -> int:
     return 0
 
 
-def run_parallel(seed: int, numbers: list[int], workers: int, timeout: float) -> list[Outcome]:
+def run_parallel(
+    seed: int, numbers: list[int], workers: int, timeout: float, max_bytes: int = 1 << 20
+) -> list[Outcome]:
     """Run cases in ``workers`` child processes; a child silent for 3×timeout is a hang."""
     queues = [numbers[k::workers] for k in range(workers)]
     results: list[Outcome] = []
@@ -604,6 +608,8 @@ def run_parallel(seed: int, numbers: list[int], workers: int, timeout: float) ->
                 str(timeout),
                 "--numbers",
                 ",".join(map(str, queue)),
+                "--max-bytes",
+                str(max_bytes),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -627,7 +633,8 @@ def run_parallel(seed: int, numbers: list[int], workers: int, timeout: float) ->
                 del procs[fd]
                 p.wait()
                 if current is not None:  # died inside a case: a crash of the process
-                    results.append(_dead(seed, current, f"process died (rc {p.returncode})"))
+                    why = f"process died (rc {p.returncode})"
+                    results.append(_dead(seed, current, max_bytes, why))
                     start(queue[queue.index(current) + 1 :])
                 continue
             if line.startswith("BEGIN "):
@@ -643,14 +650,14 @@ def run_parallel(seed: int, numbers: list[int], workers: int, timeout: float) ->
                 os.kill(p.pid, signal.SIGKILL)
                 p.wait()
                 del procs[fd]
-                results.append(_dead(seed, current, "hang (no answer, killed)"))
+                results.append(_dead(seed, current, max_bytes, "hang (no answer, killed)"))
                 start(queue[queue.index(current) + 1 :])
     return sorted(results, key=lambda o: o.number)
 
 
-def _dead(seed: int, number: int, why: str) -> Outcome:
+def _dead(seed: int, number: int, max_bytes: int, why: str) -> Outcome:
     with tempfile.TemporaryDirectory() as tmp:
-        case = make_case(seed, number, seed_files(), Path(tmp))
+        case = make_case(seed, number, seed_files(max_bytes=max_bytes), Path(tmp))
     return Outcome(number, case.seed_file, case.mutation, case.detail, why, why, 0.0, [why])
 
 
@@ -695,19 +702,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds per call")
     ap.add_argument("--only", type=int, help="run one case, print its outcome")
+    ap.add_argument("--max-bytes", type=int, default=1 << 20, help="largest seed file used")
     ap.add_argument("--json", type=Path, help="also write the summary here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--numbers", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        return _worker(args.seed, [int(n) for n in args.numbers.split(",")], args.timeout)
+        numbers = [int(n) for n in args.numbers.split(",")]
+        return _worker(args.seed, numbers, args.timeout, args.max_bytes)
     if args.only is not None:
         with tempfile.TemporaryDirectory() as tmp:
-            (o,) = run_numbers(args.seed, [args.only], Path(tmp), args.timeout)
+            (o,) = run_numbers(args.seed, [args.only], Path(tmp), args.timeout, args.max_bytes)
         print(json.dumps(asdict(o), indent=2))
         return 1 if o.bugs else 0
     start = time.perf_counter()
-    outcomes = run_parallel(args.seed, list(range(args.cases)), args.workers, args.timeout)
+    numbers = list(range(args.cases))
+    outcomes = run_parallel(args.seed, numbers, args.workers, args.timeout, args.max_bytes)
     summary = summarize(outcomes, args.seed, time.perf_counter() - start)
     text = json.dumps(summary, indent=2)
     if args.json:
