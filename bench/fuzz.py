@@ -294,7 +294,9 @@ def h_absurd_shape(rng: random.Random, f: h5py.File) -> str:
 
 
 def h_links(rng: random.Random, f: h5py.File) -> str:
-    kind = rng.choice(["hard_cycle", "soft_cycle", "soft_dangling", "external"])
+    kind = rng.choice(
+        ["hard_cycle", "soft_cycle", "soft_dangling", "external", "external_real", "external_data"]
+    )
     groups = [g for g in _groups(f) if g.name != "/"] or [f]
     dsets = _datasets(f)
     if kind == "hard_cycle":
@@ -308,8 +310,16 @@ def h_links(rng: random.Random, f: h5py.File) -> str:
         parent[base] = h5py.SoftLink(f"/{name}")
     elif kind == "soft_dangling":
         parent[base] = h5py.SoftLink("/nowhere/at/all")
-    else:
+    elif kind == "external":
         parent[base] = h5py.ExternalLink("/etc/hostname", "/x")
+    elif kind == "external_real":  # a real HDF5 file elsewhere on disk
+        victim = FIXTURES / "keras2" / "dense_bn" / "parallel_weights.h5"
+        parent[base] = h5py.ExternalLink(str(victim), "/model/dense/kernel:0")
+    else:  # the tensor's bytes read from another file
+        victim = FIXTURES / "keras2" / "dense_bn" / "parallel_weights.h5"
+        n = max(1, int(np.prod(ds.shape or (1,)))) * ds.dtype.itemsize
+        parent.create_dataset(base, ds.shape, ds.dtype, external=[(str(victim), 0, n)])
+        return f"{kind}: dataset {name} stored in {victim.name}"
     return f"{kind}: dataset {name} replaced by a link"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from . import formats
 from .errors import OutputError, VerificationError
 from .h5util import damaged_file_errors
-from .output import atomic_destination
+from .output import atomic_destination, check_self_contained
 from .report import ConversionResult, VerificationResult
 
 #: ``progress(done_bytes, total_bytes)``, called while tensors are written.
@@ -85,6 +85,7 @@ def convert_checkpoint(
     module = _module_for(fmt)
     with atomic_destination(src, dst, force) as tmp, damaged_file_errors(src):
         result: ConversionResult = module.write_conversion(Path(src), tmp, fmt, opts)
+        check_self_contained(tmp)
         check = module.verify_conversion(Path(src), tmp, template=result.template)
         if not check.ok:
             raise VerificationError(

@@ -131,6 +131,56 @@ def atomic_destination(src: str | Path, dst: str | Path, force: bool) -> Iterato
         raise
 
 
+def check_self_contained(path: Path) -> None:
+    """Refuse a written file whose tensors would live in other files.
+
+    HDF5 lets a dataset keep its bytes in arbitrary files (external raw storage) and a group
+    link to objects in other files (external links). Keras never writes either; a checkpoint
+    holding them is forged, and a converted copy would silently depend on (and, when loaded,
+    read) files outside it. ``path`` is an HDF5 file or a ``.keras`` zip holding one.
+
+    Raises:
+        CorruptCheckpointError: the file holds external links or external storage.
+    """
+    import io
+    import zipfile
+
+    import h5py
+
+    from .errors import CorruptCheckpointError
+
+    def scan(f: h5py.File) -> list[str]:
+        found: list[str] = []
+
+        def visit(name: str, link: object) -> None:
+            if isinstance(link, h5py.ExternalLink):
+                found.append(f"{name} (external link to {link.filename})")
+            elif isinstance(link, h5py.HardLink):
+                obj = f.get(name)
+                if isinstance(obj, h5py.Dataset) and obj.id.get_create_plist().get_external_count():
+                    found.append(f"{name} (stored in an external file)")
+
+        f.visititems_links(visit)
+        return found
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            inner = [n for n in zf.namelist() if n.endswith(".h5")]
+            found = []
+            for n in inner:
+                with h5py.File(io.BytesIO(zf.read(n)), "r") as f:
+                    found += scan(f)
+    else:
+        with h5py.File(path, "r") as f:
+            found = scan(f)
+    if found:
+        raise CorruptCheckpointError(
+            f"expected every tensor stored inside the checkpoint; found {len(found)} pointing "
+            f"outside it (first: {found[0]}); refusing: Keras never writes these, so the file "
+            "was forged or damaged"
+        )
+
+
 def _discard(tmp: Path) -> None:
     try:
         tmp.unlink()

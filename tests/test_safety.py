@@ -271,6 +271,50 @@ def test_failed_conversion_leaves_no_output(tmp_path):
     assert sha256(src) == before
 
 
+@pytest.mark.parametrize(
+    "src_fixture",
+    [
+        FIXTURES / "keras2" / "dense_bn" / "parallel_model.h5",
+        FIXTURES / "keras3" / "parallel" / "wrapper.weights.h5",
+    ],
+    ids=lambda p: p.name,
+)
+@pytest.mark.parametrize("how", ["external_storage", "external_link"])
+def test_tensors_pointing_outside_the_file_are_refused(tmp_path, src_fixture, how):
+    """A forged file whose template tensor lives in another file is never converted."""
+    secret = tmp_path / "secret.h5"
+    with h5py.File(secret, "w") as f:
+        f["x"] = np.frombuffer(b"TOPSECRET-" * 100, "u1")
+    src = tmp_path / src_fixture.name
+    shutil.copyfile(src_fixture, src)
+    with h5py.File(src, "r+") as f:
+        names: list[str] = []
+        f.visititems(
+            lambda n, o: (
+                names.append(n)
+                if isinstance(o, h5py.Dataset) and ("layers/functional/" in n or "model/" in n)
+                else None
+            )
+        )
+        ds = f[names[0]]
+        shape, dtype = ds.shape, ds.dtype
+        del f[names[0]]
+        if how == "external_storage":
+            n = int(np.prod(shape)) * dtype.itemsize
+            f.create_dataset(names[0], shape, dtype, external=[(str(secret), 0, n)])
+        else:
+            f[names[0]] = h5py.ExternalLink(str(secret), "/x")
+    before = sha256(src)
+    res = cli("convert", str(src), str(tmp_path / f"single_{src_fixture.name}"), "--infer")
+    assert res.exit_code == int(ckptfix.ExitCode.BAD_INPUT), res.output
+    line = first_line(res)
+    assert line.startswith("Error: expected every tensor stored inside the checkpoint; found 1"), (
+        line
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([secret.name, src.name])
+    assert sha256(src) == before
+
+
 # --- no code from a checkpoint runs -------------------------------------------------------------
 
 EVIL = """
