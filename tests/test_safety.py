@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -312,6 +313,29 @@ def test_tensors_pointing_outside_the_file_are_refused(tmp_path, src_fixture, ho
         line
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([secret.name, src.name])
+    assert sha256(src) == before
+
+
+def test_zip_bomb_is_refused_before_it_is_read(tmp_path):
+    """A .keras whose weights member expands 1000x is refused, not inflated into memory."""
+    src = tmp_path / "bomb.keras"
+    good = FIXTURES / "keras3" / "parallel" / "wrapper.keras"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            if name != "model.weights.h5":
+                zout.writestr(name, zin.read(name))
+        with zout.open("model.weights.h5", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(96):
+                member.write(block)
+    assert src.stat().st_size < 1 << 20
+    before = sha256(src)
+    res = cli("convert", str(src), str(tmp_path / "single.keras"))
+    assert res.exit_code == int(ckptfix.ExitCode.BAD_INPUT), res.output
+    assert "expanding to 100,663,296; refusing (a zip bomb" in first_line(res), res.output
+    res = cli("inspect", str(src))
+    assert res.exit_code == int(ckptfix.ExitCode.BAD_INPUT), res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.keras"]
     assert sha256(src) == before
 
 

@@ -55,6 +55,13 @@ def read_archive(path: Path) -> Archive:
                     f"expected {WEIGHTS} in the Keras archive {path.name}; found only "
                     f"{', '.join(names[:4])}; re-save the model with model.save('x.keras')"
                 )
+            for info in zf.infolist():  # a zip bomb would be read into memory below
+                if info.file_size > max(100 * info.compress_size, 64 << 20):
+                    raise CorruptCheckpointError(
+                        f"expected {info.filename} of {path.name} to expand like Keras data; "
+                        f"found {info.compress_size:,} bytes expanding to {info.file_size:,}; "
+                        "refusing (a zip bomb or a damaged archive)"
+                    )
             config = _json(zf.read(CONFIG), CONFIG, path)
             metadata = _json(zf.read(METADATA), METADATA, path) if METADATA in names else {}
             weights = zf.read(WEIGHTS)
