@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import CkptfixError, OutputError, VerificationError
 
 TEMP_MARK = ".ckptfix-tmp-"
 
@@ -116,19 +116,51 @@ def atomic_destination(src: str | Path, dst: str | Path, force: bool) -> Iterato
             )
         os.replace(tmp, d)
     except OSError as exc:
+        full = _disk_full(d.parent)
         _discard(tmp)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OutputError(
-                f"expected room to write {d.name}; found the disk full ({exc.strerror}); "
-                "free space or choose another folder (nothing was written)"
-            ) from exc
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) or (exc.errno is None and full):
+            raise _disk_full_error(d, exc.strerror or _first_line(exc)) from exc
         raise OutputError(
             f"expected to write {d}; found an OS error ({exc.strerror or exc}); "
             "check permissions and space (nothing was written)"
         ) from exc
-    except BaseException:
+    except BaseException as exc:
+        # HDF5 reports a failed write as a RuntimeError or an errno-less OSError (which the
+        # format modules may have wrapped), or writes short and verification catches it:
+        # when the folder is full, that is the cause.
+        low = exc.__cause__ if isinstance(exc, CkptfixError) else exc
+        full = (
+            isinstance(low, OSError | RuntimeError) or isinstance(exc, VerificationError)
+        ) and _disk_full(d.parent)
         _discard(tmp)
+        if full and not isinstance(exc, OutputError):
+            why = _first_line(low) if low is not None else "the written file came out short"
+            raise _disk_full_error(d, why) from exc
         raise
+
+
+#: Free space below which a failed HDF5 write is taken for a full disk.
+_FULL_BELOW = 1 << 20
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_BELOW
+
+
+def _disk_full_error(d: Path, why: str) -> OutputError:
+    return OutputError(
+        f"expected room to write {d.name}; found the disk full ({why}); "
+        "free space or choose another folder (nothing was written)"
+    )
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc) if exc is not None else ""
+    return text.splitlines()[0][:100] if text else type(exc).__name__
 
 
 def check_self_contained(path: Path) -> None:

@@ -184,6 +184,40 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(tmp_path, small_fs):
     assert sha256(src) == before
 
 
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        FIXTURES / "keras2" / "multi_io" / "parallel_model.h5",
+        FIXTURES / "keras2" / "multi_io" / "parallel_weights.h5",
+        FIXTURES / "keras3" / "parallel" / "wrapper.weights.h5",
+        FIXTURES / "keras3" / "parallel" / "wrapper.keras",
+    ],
+    ids=lambda p: f"{p.parent.name}-{p.name}",
+)
+def test_disk_full_at_every_stage_of_every_format(tmp_path, small_fs, fixture):
+    """Sizes in 8 KiB steps up to the file's size and beyond: the copy, the HDF5 rewrite, the
+    close and the verification each run out of room; each ends as success or disk full."""
+    src = tmp_path / fixture.name
+    shutil.copyfile(fixture, src)
+    before = sha256(src)
+    dst_name = "single." + fixture.name.split(".", 1)[1]
+    seen = {"ok": 0, "full": 0}
+    for cap in range(4096, src.stat().st_size + (48 << 10), 8192):
+        fs = small_fs(cap)
+        try:
+            ckptfix.convert_checkpoint(src, fs / dst_name, infer=True)
+        except ckptfix.OutputError as exc:
+            assert str(exc).startswith(f"expected room to write {dst_name}; found the disk full")
+            assert list(fs.iterdir()) == []
+            seen["full"] += 1
+        else:
+            assert ckptfix.verify_conversion(src, fs / dst_name).ok
+            assert [p.name for p in fs.iterdir()] == [dst_name]
+            seen["ok"] += 1
+    assert seen["ok"] and seen["full"], seen
+    assert sha256(src) == before
+
+
 def test_disk_full_through_the_cli_exits_6(tmp_path, small_fs):
     src = big_parallel_file(tmp_path / "parallel.h5", layers=2)
     fs = small_fs(1 << 20)
