@@ -25,7 +25,7 @@ import ckptfix
 from ckptfix.cli import app
 from ckptfix.output import TEMP_MARK, clean_stale_temps
 
-from .conftest import FIXTURES, sha256
+from .conftest import FIXTURES, ROOT, sha256
 from .h5build import write_layers
 
 SRC_FIXTURE = FIXTURES / "keras2" / "dense_bn" / "parallel_model.h5"
@@ -374,6 +374,33 @@ def test_zip_bomb_is_refused_before_it_is_read(tmp_path):
 
 
 # --- no code from a checkpoint runs -------------------------------------------------------------
+
+
+def test_the_converter_has_no_way_to_run_code_from_a_file():
+    """No unmarshal, unpickle, eval/exec or dynamic import anywhere in the core (the trainer,
+    which builds models with TensorFlow, is outside the core)."""
+    import ast
+
+    core = [p for p in (ROOT / "ckptfix").rglob("*.py") if "train" not in p.parts]
+    assert len(core) > 5
+    banned_modules = {"marshal", "pickle", "dill", "cloudpickle", "yaml", "shelve", "importlib"}
+    for path in core:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                mods.append(getattr(node, "module", None) or "")
+                bad = {m.split(".")[0] for m in mods} & banned_modules
+                # importlib.util.find_spec only checks that TensorFlow is installed.
+                if bad == {"importlib"} and path.name == "errors.py":
+                    continue
+                assert not bad, f"{path.name}:{node.lineno} imports {bad}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                name = node.func.id
+                assert name not in {"eval", "exec", "compile", "__import__"}, (
+                    f"{path.name}:{node.lineno} calls {name}"
+                )
+
 
 EVIL = """
 def evil_slice(x, i, parts):
