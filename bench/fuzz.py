@@ -596,72 +596,75 @@ def _worker(seed: int, numbers: list[int], timeout: float, max_bytes: int) -> in
     return 0
 
 
+@dataclass
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    queue: list[int]
+    since: float  # when the current case began (or the last line came)
+    current: int | None = None  # the case it is running
+    buf: bytes = b""
+
+
 def run_parallel(
     seed: int, numbers: list[int], workers: int, timeout: float, max_bytes: int = 1 << 20
 ) -> list[Outcome]:
-    """Run cases in ``workers`` child processes; a child silent for 3×timeout is a hang."""
-    queues = [numbers[k::workers] for k in range(workers)]
+    """Run cases in ``workers`` child processes; a child silent for 3×timeout is a hang.
+
+    A worker prints ``BEGIN n`` before case ``n`` and ``END {json}`` after it; one that dies
+    or stops answering inside a case is recorded against that case and replaced by a fresh
+    worker that goes on with the next case of its queue.
+    """
     results: list[Outcome] = []
-    procs: dict[int, tuple[subprocess.Popen[str], list[int], float, int | None]] = {}
+    live: dict[int, _Worker] = {}
 
     def start(queue: list[int]) -> None:
         if not queue:
             return
-        p = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                "--seed",
-                str(seed),
-                "--timeout",
-                str(timeout),
-                "--numbers",
-                ",".join(map(str, queue)),
-                "--max-bytes",
-                str(max_bytes),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-        )
+        cmd = [sys.executable, __file__, "--worker", "--seed", str(seed), "--timeout"]
+        cmd += [str(timeout), "--max-bytes", str(max_bytes), "--numbers"]
+        cmd.append(",".join(map(str, queue)))
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert p.stdout is not None
-        procs[p.stdout.fileno()] = (p, queue, time.monotonic(), None)
+        live[p.stdout.fileno()] = _Worker(p, queue, time.monotonic())
 
-    for q in queues:
-        start(q)
+    def lost(fd: int, why: str) -> None:
+        w = live.pop(fd)
+        if w.proc.poll() is None:
+            os.kill(w.proc.pid, signal.SIGKILL)
+        w.proc.wait()
+        assert w.proc.stdout is not None
+        w.proc.stdout.close()
+        if w.current is not None:
+            results.append(_dead(seed, w.current, max_bytes, why.format(rc=w.proc.returncode)))
+            start(w.queue[w.queue.index(w.current) + 1 :])
+
+    for k in range(workers):
+        start(numbers[k::workers])
     done = 0
-    while procs:
-        ready, _, _ = select.select(list(procs), [], [], 1.0)
+    while live:
+        ready, _, _ = select.select(list(live), [], [], 1.0)
         now = time.monotonic()
         for fd in ready:
-            p, queue, _, current = procs[fd]
-            assert p.stdout is not None
-            line = p.stdout.readline()
-            if not line:  # the worker exited
-                del procs[fd]
-                p.wait()
-                if current is not None:  # died inside a case: a crash of the process
-                    why = f"process died (rc {p.returncode})"
-                    results.append(_dead(seed, current, max_bytes, why))
-                    start(queue[queue.index(current) + 1 :])
+            w = live[fd]
+            chunk = os.read(fd, 1 << 16)  # raw reads: no line hides in a Python buffer
+            if not chunk:
+                lost(fd, "process died (rc {rc})")
                 continue
-            if line.startswith("BEGIN "):
-                procs[fd] = (p, queue, now, int(line.split()[1]))
-            elif line.startswith("END "):
-                results.append(Outcome(**json.loads(line[4:])))
-                procs[fd] = (p, queue, now, None)
-                done += 1
-                if done % 250 == 0:
-                    sys.stderr.write(f"  {done}/{len(numbers)} cases\n")
-        for fd, (p, queue, since, current) in list(procs.items()):
-            if current is not None and now - since > 3 * timeout:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait()
-                del procs[fd]
-                results.append(_dead(seed, current, max_bytes, "hang (no answer, killed)"))
-                start(queue[queue.index(current) + 1 :])
+            w.buf += chunk
+            *lines, w.buf = w.buf.split(b"\n")
+            for raw in lines:
+                line = raw.decode()
+                if line.startswith("BEGIN "):
+                    w.current, w.since = int(line.split()[1]), now
+                elif line.startswith("END "):
+                    results.append(Outcome(**json.loads(line[4:])))
+                    w.current, w.since = None, now
+                    done += 1
+                    if done % 250 == 0:
+                        sys.stderr.write(f"  {done}/{len(numbers)} cases\n")
+        for fd, w in list(live.items()):
+            if w.current is not None and now - w.since > 3 * timeout:
+                lost(fd, "hang (no answer in 3x the time bound, killed)")
     return sorted(results, key=lambda o: o.number)
 
 
