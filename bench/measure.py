@@ -11,6 +11,7 @@ import os
 import shlex
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,26 +45,35 @@ class Runs:
         return max(self.rss)
 
 
+TIME = "/usr/bin/time"  # GNU time: the child's own peak RSS (wait4 of a forked Python
+# child would count the parent's pages it inherited before exec)
+
+
 def run_once(case: Case, settle: float) -> tuple[float, int]:
     """Run ``case`` once in a child; return (wall seconds, peak RSS bytes of the child)."""
     _remove(case.outputs)
     os.sync()
     time.sleep(settle)
     env = dict(os.environ, **(case.env or {}))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        list(case.argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{shlex.join(case.argv)} exited {code}: {err.strip()[-2000:]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "rss"
+        argv = list(case.argv)
+        timed = os.access(TIME, os.X_OK)
+        if timed:
+            argv = [TIME, "-f", "%M", "-o", str(rss_file), *argv]
+        with open(Path(tmp) / "stderr", "w+b") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            err.seek(0)
+            text = err.read().decode(errors="replace")
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise RuntimeError(f"{shlex.join(case.argv)} exited {code}: {text.strip()[-2000:]}")
+        kib = int(rss_file.read_text().split()[-1]) if timed else usage.ru_maxrss
     _remove(case.outputs)
-    return wall, usage.ru_maxrss * 1024  # Linux reports KiB
+    return wall, kib * 1024
 
 
 def run_alternating(

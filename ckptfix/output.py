@@ -184,15 +184,19 @@ def check_self_contained(path: Path) -> None:
     def scan(f: h5py.File) -> list[str]:
         found: list[str] = []
 
-        def visit(name: str, link: object) -> None:
-            if isinstance(link, h5py.ExternalLink):
-                found.append(f"{name} (external link to {link.filename})")
-            elif isinstance(link, h5py.HardLink):
-                obj = f.get(name)
-                if isinstance(obj, h5py.Dataset) and obj.id.get_create_plist().get_external_count():
+        # Low-level visit: h5py's high-level objects cost ~70 µs per link (0.2 s on ResNet50).
+        def visit(raw: bytes, info: h5py.h5l.LinkInfo) -> None:
+            name = raw.decode("utf-8", "replace")
+            if info.type == h5py.h5l.TYPE_EXTERNAL:
+                target = f.id.links.get_val(raw)[0].decode("utf-8", "replace")
+                found.append(f"{name} (external link to {target})")
+            elif info.type == h5py.h5l.TYPE_HARD:
+                obj = h5py.h5o.open(f.id, raw)
+                is_dataset = isinstance(obj, h5py.h5d.DatasetID)
+                if is_dataset and obj.get_create_plist().get_external_count():
                     found.append(f"{name} (stored in an external file)")
 
-        f.visititems_links(visit)
+        f.id.links.visit(visit, info=True)
         return found
 
     if zipfile.is_zipfile(path):

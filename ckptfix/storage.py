@@ -85,26 +85,50 @@ class WriteLog(io.FileIO):
     """A file opened read-write for HDF5 (h5py's ``fileobj`` driver) that logs every change.
 
     Each ``write`` adds its byte range; a ``truncate`` that shrinks the file adds the range it
-    cut. :meth:`ranges` returns them merged and sorted.
+    cut. :meth:`ranges` returns them merged and sorted. The first OS error (a full disk) is
+    kept in :attr:`error`: h5py's driver reports it back only as an unrelated error.
     """
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, "r+")
         self._ranges: list[tuple[int, int]] = []
+        self.error: OSError | None = None
 
     def write(self, b: Any, /) -> int:
         pos = self.tell()
-        n = super().write(b)
-        if n:
-            self._ranges.append((pos, pos + n))
+        view = memoryview(b).cast("B")
+        n = 0
+        try:
+            while n < len(view):  # h5py's driver ignores short writes: finish them here
+                k = super().write(view[n:])
+                if not k:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                n += k
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+        finally:
+            if n:
+                self._ranges.append((pos, pos + n))
         return n
 
     def truncate(self, size: int | None = None, /) -> int:
         old = os.fstat(self.fileno()).st_size
-        new = super().truncate(size)
+        try:
+            new = super().truncate(size)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
         if new < old:
             self._ranges.append((new, old))
         return new
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
 
     def ranges(self) -> tuple[tuple[int, int], ...]:
         """The changed byte ranges, merged and sorted."""

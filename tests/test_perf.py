@@ -162,6 +162,15 @@ def test_write_log_records_writes_and_shrinking(tmp_path: Path) -> None:
     assert log.ranges() == ((10, 15), (90, 100))
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_write_log_keeps_the_disk_full_error() -> None:
+    """h5py's driver reports a failed write as an unrelated error; the log keeps the real one."""
+    with storage.WriteLog(Path("/dev/full")) as log:
+        with pytest.raises(OSError):
+            log.write(b"x" * 10)
+    assert log.error is not None and log.error.errno == errno.ENOSPC
+
+
 def test_record_is_dropped_when_either_file_changes(tmp_path: Path) -> None:
     src = tmp_path / "par.h5"
     write_parallel(src)

@@ -397,13 +397,18 @@ def write_plan(plan: Plan, tmp: Path, progress: Any = None) -> None:
             f"expected to copy all {total} bytes of {ck.path.name}; found {copied} copied "
             "(the file changed or the disk failed while copying); nothing was written; retry"
         )
+    log = WriteLog(tmp)
     try:
-        with WriteLog(tmp) as log:
+        with log:
             with h5py.File(log, "r+") as f:
                 _rewrite(f, plan)
             written = log.ranges()
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
+    except Exception as exc:
+        if log.error is not None:  # the file system failed (disk full…): say that, not HDF5's echo
+            raise log.error from exc
+        if isinstance(exc, LayoutError) or (isinstance(exc, OSError) and exc.errno is not None):
+            raise
+        if not isinstance(exc, (OSError, RuntimeError, KeyError, ValueError, AttributeError)):
             raise
         raise CorruptCheckpointError(
             f"expected to rewrite the copy of {ck.path.name}; found HDF5 refused "
