@@ -158,6 +158,7 @@ def open_h5(path: str | Path, mode: str = "r") -> Iterator[h5py.File]:
             raise NotACheckpointError(
                 f"expected a checkpoint file; found a folder at {p}; pass a file"
             )
+        check_global_heaps_file(p)
     try:
         f = h5py.File(p, mode)
     except OSError as exc:
@@ -249,3 +250,61 @@ def damaged_file_errors(path: str | Path) -> Iterator[None]:
             f"expected a readable Keras checkpoint; found {Path(path).name} cannot be read "
             f"({type(exc).__name__}: {first}); the file is truncated or damaged"
         ) from exc
+
+
+# --- global heaps: the one damage HDF5 cannot survive -------------------------------------
+# Variable-length strings (layer_names, weight_names, vars "name" attrs) live in global heap
+# collections: "GCOL", version 1, 3 reserved bytes, 8-byte collection size, then objects of
+# (2-byte index, 2-byte refcount, 4 reserved, 8-byte size, data padded to 8). HDF5 1.14 walks
+# the objects with ``p = begin + need``; an object with index 0 and size 0 (zeroed bytes)
+# makes ``need`` 0 and the walk never ends, inside C code that nothing can interrupt.
+_GCOL = b"GCOL\x01\x00\x00\x00"
+_GCOL_MIN = 4096  # H5HG_MINSIZE
+_heaps_checked: dict[tuple[str, int, int, int], None] = {}
+
+
+def check_global_heaps(data: Any, name: str) -> None:
+    """Refuse HDF5 bytes whose global heap would make HDF5 loop forever.
+
+    Raises:
+        CorruptCheckpointError: a global heap collection has an empty object header.
+    """
+    end = len(data)
+    pos = data.find(_GCOL)
+    while pos != -1:
+        size = int.from_bytes(data[pos + 8 : pos + 16], "little")
+        if _GCOL_MIN <= size <= end - pos:
+            p = 16
+            while p + 16 <= size:
+                idx = int.from_bytes(data[pos + p : pos + p + 2], "little")
+                obj = int.from_bytes(data[pos + p + 8 : pos + p + 16], "little")
+                need = 16 + ((obj + 7) & ~7) if idx else obj
+                if need == 0:
+                    raise CorruptCheckpointError(
+                        f"expected readable name lists in {name}; found a damaged global heap "
+                        f"at byte {pos + p:,}; the file is damaged (HDF5 would never finish "
+                        "reading it)"
+                    )
+                p += need
+        pos = data.find(_GCOL, pos + 8)
+
+
+def check_global_heaps_file(path: Path) -> None:
+    """:func:`check_global_heaps` on a file, memory-mapped, once per file version."""
+    import mmap
+
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+        if key in _heaps_checked or st.st_size == 0:
+            return
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, the mmap outlives the check
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError:
+        return  # unreadable: h5py says so with its own error next
+    try:
+        check_global_heaps(mm, path.name)
+    finally:
+        mm.close()
+        fh.close()
+    _heaps_checked[key] = None

@@ -108,3 +108,35 @@ def test_cli_prints_one_line_and_a_documented_code(seeds, tmp_path):
             assert not list(tmp_path.glob(f".{out.name}*")), what
         assert sha256(case.path) == before, what
     assert seen[5] > 0, seen
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "keras2/cnn/parallel_weights.h5",
+        "keras2/cnn/parallel_model.h5",
+        "keras3/parallel/wrapper.weights.h5",
+    ],
+)
+def test_a_zeroed_global_heap_object_is_refused_not_looped_on(tmp_path, fixture):
+    """Zeroed bytes inside a global heap collection (where the name lists live) made HDF5 1.14
+    loop forever in C code (found by the fuzzer); ckptfix now refuses such a file at once."""
+    src = tmp_path / Path(fixture).name
+    data = bytearray((ROOT / "fixtures" / fixture).read_bytes())
+    pos = data.find(b"GCOL\x01\x00\x00\x00")
+    assert pos > 0, "the fixture stores its names in a global heap"
+    p = pos + 16
+    for _ in range(3):  # walk to the third object of the collection, zero its header
+        size = int.from_bytes(data[p + 8 : p + 16], "little")
+        p += 16 + ((size + 7) & ~7)
+    data[p : p + 16] = bytes(16)
+    src.write_bytes(bytes(data))
+    before = sha256(src)
+    for args in (["inspect", str(src)], ["convert", str(src), str(tmp_path / "out.h5")]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ckptfix", *args], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 5, proc.stderr
+        assert "found a damaged global heap" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+    assert sha256(src) == before

@@ -20,6 +20,7 @@ from typing import Any
 import h5py
 
 from ..errors import CorruptCheckpointError, NotACheckpointError
+from ..h5util import check_global_heaps
 from ..output import temp_path_for
 from ..report import CheckpointReport, ConversionResult, VerificationResult
 from . import keras3_weights as kw
@@ -90,6 +91,7 @@ def _json(data: bytes, name: str, path: Path) -> Any:
 
 
 def _open_weights(archive: Archive, path: Path) -> h5py.File:
+    check_global_heaps(archive.weights, f"{WEIGHTS} of {path.name}")
     try:
         return h5py.File(io.BytesIO(archive.weights), "r")
     except OSError as exc:
