@@ -91,7 +91,7 @@ def _row(item: str, what: str, runs: Runs, base: Runs) -> list[str]:
         item,
         what,
         f"{runs.median_s:.3f}",
-        f"{ratio:.2f}×" if ratio >= 0.1 else f"1/{1 / ratio:.0f}",
+        f"{ratio:.2f}×" if ratio >= 1 else f"{ratio:.3f}× ({1 / ratio:.1f}× faster)",
         f"{runs.max_rss / 1e6:.0f}",
         " ".join(f"{s:.2f}" for s in runs.seconds),
     ]
