@@ -152,6 +152,14 @@ def _read_open(p: Path, f: h5py.File, fmt: str) -> LegacyCheckpoint:
             f"expected a layer_names attribute on {root_name}; found none in {p.name}; "
             "the file is damaged or not a Keras 2 checkpoint"
         )
+    if len(set(layer_names)) != len(layer_names):  # Keras names layers uniquely
+        from collections import Counter
+
+        twice = next(n for n, k in Counter(layer_names).items() if k > 1)
+        raise CorruptCheckpointError(
+            f"expected each layer once in layer_names; found {twice!r} listed twice in "
+            f"{p.name}; the file is damaged"
+        )
     weights: dict[str, list[str]] = {}
     tensors: dict[str, list[TensorEntry]] = {}
     for name in layer_names:
