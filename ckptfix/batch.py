@@ -11,9 +11,7 @@ the files written are byte-identical to a serial run's.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -402,6 +400,10 @@ def _run_pool(
     report_progress: Callable[[BatchEntry | None, BatchItem | None], None],
 ) -> None:
     # spawn: never fork a parent that may hold threads (TensorFlow, rich, the caller's own).
+    # imported here: process pools cost ~40 ms to import, and single conversions never need one
+    import concurrent.futures as cf
+    import multiprocessing
+
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
         futures = {pool.submit(convert_one, item, opts): i for i, item in enumerate(items)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -263,7 +264,7 @@ _GCOL_MIN = 4096  # H5HG_MINSIZE
 _heaps_checked: dict[tuple[str, int, int, int], None] = {}
 
 
-def check_global_heaps(data: Any, name: str) -> None:
+def check_global_heaps(data: Any, name: str, base: int = 0) -> None:
     """Refuse HDF5 bytes whose global heap would make HDF5 loop forever.
 
     Raises:
@@ -282,7 +283,7 @@ def check_global_heaps(data: Any, name: str) -> None:
                 if need == 0:
                     raise CorruptCheckpointError(
                         f"expected readable name lists in {name}; found a damaged global heap "
-                        f"at byte {pos + p:,}; the file is damaged (HDF5 would never finish "
+                        f"at byte {base + pos + p:,}; the file is damaged (HDF5 would never finish "
                         "reading it)"
                     )
                 p += need
@@ -290,21 +291,92 @@ def check_global_heaps(data: Any, name: str) -> None:
 
 
 def check_global_heaps_file(path: Path) -> None:
-    """:func:`check_global_heaps` on a file, memory-mapped, once per file version."""
-    import mmap
+    """:func:`check_global_heaps` on a file, once per file version, in constant memory.
 
+    Only the bytes that are not tensor storage are read: the extents of contiguous and
+    chunked datasets are taken from the file's structure (no attribute is decoded, so nothing
+    touches a global heap), and every other byte range is scanned with ``pread`` in 4 MiB
+    windows. A file whose structure cannot be listed is scanned whole.
+    """
     try:
         st = path.stat()
         key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
         if key in _heaps_checked or st.st_size == 0:
             return
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, the mmap outlives the check
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError:
         return  # unreadable: h5py says so with its own error next
-    try:
-        check_global_heaps(mm, path.name)
-    finally:
-        mm.close()
-        fh.close()
+    with fh:
+        for start, end in _metadata_regions(path, st.st_size):
+            _scan_region(fh.fileno(), start, end, st.st_size, path.name)
     _heaps_checked[key] = None
+
+
+_SCAN_WINDOW = 4 << 20
+_MAX_CHUNKS_LISTED = 4096
+
+
+def _metadata_regions(path: Path, size: int) -> list[tuple[int, int]]:
+    """Byte ranges of ``path`` that hold no dataset storage (all of it when unsure)."""
+    extents: list[tuple[int, int]] = []
+    try:
+        with h5py.File(path, "r") as f:
+            names: list[bytes] = []
+            f.id.links.visit(
+                lambda raw, info: names.append(raw) if info.type == h5py.h5l.TYPE_HARD else None,
+                info=True,
+            )
+            for raw in names:
+                oid = h5py.h5o.open(f.id, raw)
+                if isinstance(oid, h5py.h5d.DatasetID):
+                    extents.extend(_dataset_extents(oid))
+    except Exception:  # noqa: BLE001 - any doubt: scan every byte
+        return [(0, size)]
+    regions: list[tuple[int, int]] = []
+    pos = 0
+    for lo, hi in sorted(extents):
+        if lo > pos:
+            regions.append((pos, min(lo, size)))
+        pos = max(pos, hi)
+    if pos < size:
+        regions.append((pos, size))
+    return regions
+
+
+def _dataset_extents(oid: Any) -> list[tuple[int, int]]:
+    layout = oid.get_create_plist().get_layout()
+    if layout == h5py.h5d.CONTIGUOUS:
+        off = oid.get_offset()
+        return [] if off is None else [(off, off + oid.get_storage_size())]
+    if layout == h5py.h5d.CHUNKED:
+        n = oid.get_num_chunks()
+        if n > _MAX_CHUNKS_LISTED:
+            return []
+        out = []
+        for i in range(n):
+            info = oid.get_chunk_info(i)
+            if info.byte_offset is not None:
+                out.append((info.byte_offset, info.byte_offset + info.size))
+        return out
+    return []  # compact data lives in the object header: metadata, scanned
+
+
+def _scan_region(fd: int, start: int, end: int, file_size: int, name: str) -> None:
+    """Find global heap collections in ``[start, end)`` and check each one."""
+    overlap = len(_GCOL) - 1
+    pos = start
+    while pos < end:
+        window = os.pread(fd, min(_SCAN_WINDOW, end - pos) + overlap, pos)
+        if not window:
+            return
+        hit = window.find(_GCOL)
+        while hit != -1:
+            at = pos + hit
+            if at < end:
+                head = os.pread(fd, 16, at)
+                csize = int.from_bytes(head[8:16], "little")
+                if _GCOL_MIN <= csize <= file_size - at:
+                    data = os.pread(fd, csize, at)
+                    check_global_heaps(data, name, base=at)
+            hit = window.find(_GCOL, hit + 1)
+        pos += _SCAN_WINDOW
