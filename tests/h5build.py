@@ -19,6 +19,20 @@ import numpy as np
 
 from ckptfix.h5util import read_attr_list, write_attr_list
 
+#: The Keras 2 files of ../shared/realworld: (template outputs, inputs) as multi_gpu_model
+#: would have named them around each one.
+REALWORLD_FILES = {
+    # file: (template outputs, inputs) as multi_gpu_model would have named them
+    "CarBehaviorCloning__model.h5": (("steering_output",), ("images",)),
+    "neurowriter__chupitos.h5": (("dense_1",), ("input_1",)),
+    "Online-Signature-Verification__siamese_model.h5": (
+        ("classification_layer",),
+        ("input_data", "validation_data"),
+    ),
+    "mastersthesis__gender_8.hdf5": (("dense_1",), ("conv2d_1_input",)),
+    "DeepAnomaly__lstm_model.h5": (("activation_3",), ("lstm_1_input",)),
+}
+
 NON_TRAINABLE = re.compile(r"(moving_mean|moving_variance)(:\d+)?$")
 
 

@@ -12,19 +12,7 @@ import pytest
 import ckptfix
 from ckptfix.h5util import read_attr_list
 from tests.conftest import sha256
-from tests.h5build import read_single, wrap_single_file, write_layers
-
-REALWORLD_FILES = {
-    # file: (template outputs, inputs) as multi_gpu_model would have named them
-    "CarBehaviorCloning__model.h5": (("steering_output",), ("images",)),
-    "neurowriter__chupitos.h5": (("dense_1",), ("input_1",)),
-    "Online-Signature-Verification__siamese_model.h5": (
-        ("classification_layer",),
-        ("input_data", "validation_data"),
-    ),
-    "mastersthesis__gender_8.hdf5": (("dense_1",), ("conv2d_1_input",)),
-    "DeepAnomaly__lstm_model.h5": (("activation_3",), ("lstm_1_input",)),
-}
+from tests.h5build import REALWORLD_FILES, read_single, wrap_single_file, write_layers
 
 
 def rng_layers(spec: list[tuple[str, list[tuple[str, tuple[int, ...]]]]], seed: int = 0):

@@ -24,7 +24,7 @@ from ckptfix.h5util import read_attr_list
 from ckptfix.render import render_report, report_json
 from ckptfix.report import LayerEntry, TensorEntry
 from tests.conftest import FIXTURES, sha256
-from tests.h5build import wrap_single_file, write_layers
+from tests.h5build import REALWORLD_FILES, wrap_single_file, write_layers
 
 KERAS2_CASES = sorted(p.parent.name for p in (FIXTURES / "keras2").glob("*/manifest.json"))
 KERAS3_CASES = sorted(p.parent.name for p in (FIXTURES / "keras3").glob("*/manifest.json"))
@@ -234,16 +234,7 @@ def test_realworld_file_counts_match_h5py(realworld, name):
     assert sha256(src) == before
 
 
-REALWORLD_KERAS2 = {
-    "CarBehaviorCloning__model.h5": (("steering_output",), ("images",)),
-    "neurowriter__chupitos.h5": (("dense_1",), ("input_1",)),
-    "Online-Signature-Verification__siamese_model.h5": (
-        ("classification_layer",),
-        ("input_data", "validation_data"),
-    ),
-    "mastersthesis__gender_8.hdf5": (("dense_1",), ("conv2d_1_input",)),
-    "DeepAnomaly__lstm_model.h5": (("activation_3",), ("lstm_1_input",)),
-}
+REALWORLD_KERAS2 = REALWORLD_FILES
 
 
 @pytest.mark.parametrize("name", sorted(REALWORLD_KERAS2))

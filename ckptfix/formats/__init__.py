@@ -41,7 +41,8 @@ def detect_format(path: str | Path) -> str:
             head = fh.read(8)
     except OSError as exc:
         raise NotACheckpointError(
-            f"expected a readable file; found {p} cannot be read ({exc.strerror}); check permissions"
+            f"expected a readable file; found {p} cannot be read ({exc.strerror}); "
+            "check permissions"
         ) from exc
     if head == HDF5_SIGNATURE:
         from ..h5util import damaged_file_errors

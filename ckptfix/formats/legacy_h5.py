@@ -33,6 +33,7 @@ from ..errors import (
 from ..h5util import (
     dataset_info,
     has_attr_list,
+    mark_heaps_checked,
     open_h5,
     read_attr_list,
     read_json_attr,
@@ -423,6 +424,7 @@ def write_plan(plan: Plan, tmp: Path, progress: Any = None) -> None:
             f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}); "
             "the file is damaged"
         ) from exc
+    mark_heaps_checked(tmp)
     if file_identity(ck.path) == source_id:  # else: no record, verification reads every byte
         keep_record(
             CopyRecord(ck.path, tmp, source_id, file_identity(tmp), copied, written, note=ck)
