@@ -287,7 +287,22 @@ def test_generator_reproduces_committed_files(tmp_path: Path) -> None:
         h5py.File(tmp_path / "dense_bn" / "parallel_model.h5", "r") as a,
         h5py.File(KERAS2 / "dense_bn" / "parallel_model.h5", "r") as b,
     ):
-        assert dict(a.attrs) == dict(b.attrs)
+        # The Lambda's marshalled bytecode records the generator's path (co_filename), which
+        # differs between clones; everything else in the config must be identical.
+        assert _without_bytecode(a.attrs["model_config"]) == _without_bytecode(
+            b.attrs["model_config"]
+        )
+        assert {k: v for k, v in a.attrs.items() if k != "model_config"} == {
+            k: v for k, v in b.attrs.items() if k != "model_config"
+        }
         opt_a, opt_b = a["optimizer_weights"], b["optimizer_weights"]
         for n in list_attr(opt_a, "weight_names")[0]:
             assert opt_a[n][()].tobytes() == opt_b[n][()].tobytes(), n
+
+
+def _without_bytecode(model_config: str | bytes) -> dict:
+    cfg = json.loads(model_config)
+    for layer in cfg["config"]["layers"]:
+        if layer["class_name"] == "Lambda":
+            layer["config"]["function"] = "<bytecode>"
+    return cfg
