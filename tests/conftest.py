@@ -7,9 +7,12 @@ TensorFlow initialises its devices, so every TF test must go through the ``tf`` 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -28,6 +31,20 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@functools.cache
+def fixture_module(relpath: str) -> ModuleType:
+    """A helper module of ``fixtures/`` (``models.py``, ``keras3/templates.py``), by path.
+
+    ``fixtures/`` is not a package; loading by path keeps the tests independent of sys.path.
+    """
+    path = FIXTURES / relpath
+    spec = importlib.util.spec_from_file_location(f"ckptfix_fixtures_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

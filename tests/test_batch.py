@@ -9,7 +9,6 @@ must load into a freshly built template with tf_keras and hold the trained templ
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from typer.testing import CliRunner
 import ckptfix
 from ckptfix.batch import BatchProgress, find_checkpoints
 from ckptfix.cli import app
-from tests.conftest import FIXTURES, sha256
+from tests.conftest import FIXTURES, fixture_module, sha256
 
 KERAS2 = FIXTURES / "keras2"
 KERAS3 = FIXTURES / "keras3"
@@ -396,11 +395,7 @@ def test_cli_single_form_still_works(tmp_path: Path) -> None:
 
 
 def load_fixture_models() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ckptfix_fixture_models", FIXTURES / "models.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return fixture_module("models.py")
 
 
 def is_full_model(path: Path) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import ckptfix
-from tests.conftest import FIXTURES, sha256
+from tests.conftest import FIXTURES, fixture_module, sha256
 
 pytestmark = pytest.mark.tf
 
@@ -109,7 +109,7 @@ def test_weights_only_with_reference_is_exact(tf_keras, keras3, tmp_path, case, 
     assert_arrays_equal(model.get_weights(), want)
     assert_predicts(model, case)
     if ref == "template.json":  # Keras 3 too, on a template built afresh in Keras 3
-        from fixtures import models
+        models = fixture_module("models.py")
 
         k3model = models.build(case, keras3)
         k3model.load_weights(str(out))
@@ -197,7 +197,7 @@ def test_every_fixture_is_under_the_size_budget():
 @pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
 def test_weights_only_with_live_model_is_exact(tf_keras, keras3, tmp_path, case, flavour):
     """A migration script passes the template it builds in code: exact for every fixture."""
-    from fixtures import models
+    models = fixture_module("models.py")
 
     keras = tf_keras if flavour == "tf_keras" else keras3
     template = models.build(case, keras)
@@ -212,7 +212,7 @@ def test_weights_only_with_live_model_is_exact(tf_keras, keras3, tmp_path, case,
 
 
 def test_live_model_that_does_not_match_is_refused(tf_keras, tmp_path):
-    from fixtures import models
+    models = fixture_module("models.py")
 
     other = models.build("cnn", tf_keras)
     with pytest.raises(ckptfix.ReferenceMismatchError, match="as many weights|shape"):

@@ -10,7 +10,6 @@ model from ``fixtures/models.py`` with tf_keras and with Keras 3, and ``template
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +19,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import FIXTURES, sha256
+from tests.conftest import FIXTURES, fixture_module, sha256
 
 KERAS2 = FIXTURES / "keras2"
 CASES = sorted(p.name for p in KERAS2.iterdir() if (p / "manifest.json").is_file())
@@ -28,11 +27,7 @@ CASES = sorted(p.name for p in KERAS2.iterdir() if (p / "manifest.json").is_file
 
 def load_models() -> ModuleType:
     """``fixtures/models.py`` (not a package: loaded by path)."""
-    spec = importlib.util.spec_from_file_location("ckptfix_fixture_models", FIXTURES / "models.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return fixture_module("models.py")
 
 
 def manifest(case: str) -> dict[str, Any]:

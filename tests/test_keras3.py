@@ -8,7 +8,6 @@ templates and compare predictions, arrays and optimizer state with the trained o
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import zipfile
@@ -32,7 +31,7 @@ from ckptfix.errors import (
 )
 from ckptfix.formats import keras_archive
 from ckptfix.inspect import inspect_checkpoint
-from tests.conftest import FIXTURES, sha256
+from tests.conftest import FIXTURES, fixture_module, sha256
 
 K3 = FIXTURES / "keras3"
 CASES = {
@@ -44,11 +43,7 @@ CONVERSIONS = [(c, n, ext) for c, names in CASES.items() for n in names for ext 
 
 
 def _templates() -> Any:
-    spec = importlib.util.spec_from_file_location("keras3_templates", K3 / "templates.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return fixture_module("keras3/templates.py")
 
 
 def _src(case: str, ext: str) -> Path:
@@ -246,7 +241,9 @@ def test_cli_convert_and_refusal(tmp_path: Path):
     ok = runner.invoke(app, ["convert", str(_src("parallel", "keras")), str(out), "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["template"] == "template" and out.exists()
-    bad = runner.invoke(app, ["convert", str(_src("autoencoder", "h5")), str(tmp_path / "x.weights.h5")])
+    bad = runner.invoke(
+        app, ["convert", str(_src("autoencoder", "h5")), str(tmp_path / "x.weights.h5")]
+    )
     assert bad.exit_code == ExitCode.REFUSED
     assert "pass --template NAME" in bad.output
 
