@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -300,8 +300,6 @@ def plan_conversion(
 
 
 def _with_config(lay: TemplateLayout, tpl_cfg: ConfigLayer) -> TemplateLayout:
-    from dataclasses import replace
-
     return replace(lay, config={"class_name": tpl_cfg.class_name, "config": tpl_cfg.config})
 
 
@@ -336,8 +334,6 @@ def _layout_from_reference(
         [(n, ref.weights[n]) for n in ref.layer_names], ref.layer_names, nested, str(data)
     )
     if ref.model_config is not None:
-        from dataclasses import replace
-
         cfg = ref.model_config
         lay = replace(
             lay, config={"class_name": cfg.get("class_name"), "config": cfg.get("config")}
