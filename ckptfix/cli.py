@@ -136,7 +136,7 @@ def convert(
                 param_hint="SRC DST",
             )
         src, dst = paths
-        if src.is_dir():
+        if src.is_dir() and not (src / "saved_model.pb").exists():  # SavedModel: say so below
             raise typer.BadParameter(
                 f"{src} is a folder; convert folders with: ckptfix convert {src} --out-dir DIR",
                 param_hint="SRC",

@@ -62,9 +62,10 @@ def _tf_checkpoint_hint(p: Path) -> str | None:
     """A message when ``p`` is a TF checkpoint prefix/part or a SavedModel folder."""
     if p.is_dir() and (p / "saved_model.pb").exists():
         return (
-            f"expected a Keras checkpoint file; found a TensorFlow SavedModel folder {p}; "
-            "SavedModels hold no multi_gpu_model wrapper to remove: load it with "
-            "tf.saved_model.load, or re-export the template with model.save('x.keras')"
+            f"expected a Keras checkpoint file; found a TensorFlow SavedModel folder {p}, which "
+            "ckptfix does not rewrite; load it with tf_keras's load_model (or "
+            "tf.saved_model.load), take the template out of the loaded model and save it with "
+            "template.save('x.keras')"
         )
     name = p.name
     prefix: Path | None = None
