@@ -2,18 +2,19 @@
 # The main job on a bundled parallel checkpoint: inspect it, convert it, load it into the
 # single model with Keras and compare its predictions with the trained template's.
 set -euo pipefail
+# `python3 -m ckptfix` is the `ckptfix` command; it works before a shell has rehashed new scripts.
 cd "$(dirname "$0")/.."
 case_dir=fixtures/keras2/dense_bn
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 echo "\$ ckptfix inspect $case_dir/parallel_model.h5"
-ckptfix inspect "$case_dir/parallel_model.h5"
+python3 -m ckptfix inspect "$case_dir/parallel_model.h5"
 echo
 echo "\$ ckptfix convert $case_dir/parallel_model.h5 single.h5"
-ckptfix convert "$case_dir/parallel_model.h5" "$out/single.h5"
+python3 -m ckptfix convert "$case_dir/parallel_model.h5" "$out/single.h5"
 echo
 echo "\$ ckptfix convert $case_dir/parallel_weights.h5 single_weights.h5 --reference $case_dir/template.json"
-ckptfix convert "$case_dir/parallel_weights.h5" "$out/single_weights.h5" --reference "$case_dir/template.json"
+python3 -m ckptfix convert "$case_dir/parallel_weights.h5" "$out/single_weights.h5" --reference "$case_dir/template.json"
 echo
 python3 examples/load_single.py "$case_dir" "$out/single.h5" "$out/single_weights.h5"
