@@ -146,19 +146,29 @@ def is_hdf5(path: Path) -> bool:
     return head == HDF5_SIGNATURE or h5py.is_hdf5(str(path))
 
 
+def require_file(p: Path) -> None:
+    """Refuse a path that is missing or a folder, with the one-line message users see.
+
+    Raises:
+        NotACheckpointError: nothing at ``p``, or a folder.
+    """
+    if not p.exists():
+        raise NotACheckpointError(
+            f"expected a checkpoint file; found nothing at {p}; check the path"
+        )
+    if p.is_dir():
+        raise NotACheckpointError(
+            f"expected a checkpoint file; found a folder {p} (not a SavedModel either); "
+            "pass a file"
+        )
+
+
 @contextmanager
 def open_h5(path: str | Path, mode: str = "r") -> Iterator[h5py.File]:
     """Open an HDF5 file, turning h5py's low-level failures into one clear error."""
     p = Path(path)
     if mode == "r":
-        if not p.exists():
-            raise NotACheckpointError(
-                f"expected a checkpoint file; found nothing at {p}; check the path"
-            )
-        if p.is_dir():
-            raise NotACheckpointError(
-                f"expected a checkpoint file; found a folder at {p}; pass a file"
-            )
+        require_file(p)
         check_global_heaps_file(p)
     try:
         f = h5py.File(p, mode)

@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import NotACheckpointError, UnsupportedFormatError
-from ..h5util import HDF5_SIGNATURE
+from ..h5util import HDF5_SIGNATURE, require_file
 
 KERAS2_WEIGHTS = "keras2-h5-weights"
 KERAS2_MODEL = "keras2-h5-model"
@@ -28,14 +28,7 @@ def detect_format(path: str | Path) -> str:
     tf_ckpt = _tf_checkpoint_hint(p)
     if tf_ckpt:
         raise UnsupportedFormatError(tf_ckpt)
-    if not p.exists():
-        raise NotACheckpointError(
-            f"expected a checkpoint file; found nothing at {p}; check the path"
-        )
-    if p.is_dir():
-        raise NotACheckpointError(
-            f"expected a checkpoint file; found a folder {p} that is not a SavedModel; pass a file"
-        )
+    require_file(p)
     try:
         with open(p, "rb") as fh:
             head = fh.read(8)
