@@ -425,6 +425,41 @@ def write_conversion(src: Path, tmp: Path, fmt: str, opts: Any) -> ConversionRes
             tensors, nbytes = write_weights(f, out, nested, plan)
         replicas = _replicas(f, nested)
         layers = _weighted_layers(f["layers"][nested.segment])
+    return conversion_result(
+        src,
+        tmp,
+        fmt,
+        nested,
+        plan,
+        replicas=replicas,
+        layers=layers,
+        tensors=tensors,
+        nbytes=nbytes,
+        full_model=False,
+        warnings=(),
+    )
+
+
+def conversion_result(
+    src: Path,
+    tmp: Path,
+    fmt: str,
+    nested: NestedModel,
+    plan: OptimizerPlan,
+    *,
+    replicas: int | None,
+    layers: int,
+    tensors: int,
+    nbytes: int,
+    full_model: bool,
+    warnings: tuple[str, ...],
+) -> ConversionResult:
+    """The result of a Keras 3 conversion written to ``tmp`` (the dispatcher verifies it).
+
+    The layout is exact: object paths (``.weights.h5``) or the config (``.keras``) place every
+    tensor. A note about dropped optimizer state comes first among the warnings.
+    """
+    note = (plan.note,) if plan.note and plan.keep is None else ()
     return ConversionResult(
         source=str(src),
         destination=str(tmp),
@@ -435,12 +470,12 @@ def write_conversion(src: Path, tmp: Path, fmt: str, opts: Any) -> ConversionRes
         tensors=tensors,
         bytes=nbytes,
         layout="exact",
-        layout_source="paths",
+        layout_source="config" if full_model else "paths",
         verified=False,
         optimizer_kept=plan.keep is not None,
-        full_model=False,
+        full_model=full_model,
         seconds=0.0,
-        warnings=(plan.note,) if plan.note and plan.keep is None else (),
+        warnings=note + warnings,
     )
 
 

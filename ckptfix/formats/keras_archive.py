@@ -222,25 +222,20 @@ def write_conversion(src: Path, tmp: Path, fmt: str, opts: Any) -> ConversionRes
     finally:
         if weights_tmp.exists():
             os.unlink(weights_tmp)
-    warnings = [plan.note] if plan.note and plan.keep is None else []
-    if archive.others:
-        warnings.append(f"archive entries not carried over: {', '.join(archive.others[:5])}")
-    return ConversionResult(
-        source=str(src),
-        destination=str(tmp),
-        format=fmt,
-        template=nested.name,
+    others = archive.others
+    extra = (f"archive entries not carried over: {', '.join(others[:5])}",) if others else ()
+    return kw.conversion_result(
+        src,
+        tmp,
+        fmt,
+        nested,
+        plan,
         replicas=replicas,
         layers=layers,
         tensors=tensors,
-        bytes=nbytes,
-        layout="exact",
-        layout_source="config",
-        verified=False,
-        optimizer_kept=plan.keep is not None,
+        nbytes=nbytes,
         full_model=True,
-        seconds=0.0,
-        warnings=tuple(warnings),
+        warnings=extra,
     )
 
 
