@@ -71,6 +71,12 @@ class AmbiguousTemplateError(CkptfixError):
     exit_code = ExitCode.REFUSED
 
 
+class TemplateNotFoundError(CkptfixError):
+    """``template`` names no nested model of the file."""
+
+    exit_code = ExitCode.REFUSED
+
+
 class LayoutError(CkptfixError):
     """The template's layer layout cannot be established safely."""
 
@@ -83,6 +89,22 @@ class LayoutUnknownError(LayoutError):
 
 class ReferenceMismatchError(LayoutError):
     """The reference (config, file or model) does not describe the checkpoint's template."""
+
+
+class UnsupportedConversionError(CkptfixError):
+    """The destination's format cannot express this checkpoint faithfully (said, not guessed)."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class OptionNotSupportedError(CkptfixError):
+    """An option was given that the file's format (or the destination's) does not support."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, *args: object, options: tuple[str, ...] = ()) -> None:
+        super().__init__(*args)
+        self.options = options
 
 
 class OutputError(CkptfixError):

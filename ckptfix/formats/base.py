@@ -1,0 +1,140 @@
+"""What every format module provides: the :class:`Format` protocol, options and ``Written``.
+
+A format reads files into a :class:`~ckptfix.checkpoint.Checkpoint` and/or writes one out. It
+declares the options it understands; an option given to a format that does not understand it
+is a usage error (:class:`~ckptfix.errors.OptionNotSupportedError`), never silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from ..checkpoint import Checkpoint, Family, TensorRef
+from ..errors import OptionNotSupportedError
+
+#: ``progress(done_bytes, total_bytes)``, called while tensors are written.
+ProgressCallback = Callable[[int, int], None]
+
+
+@runtime_checkable
+class LiveModel(Protocol):
+    """A live Keras model (tf_keras or Keras 3): what ``model=`` needs of it."""
+
+    @property
+    def layers(self) -> list[object]: ...
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a reader may be told about the file (each format declares which it supports)."""
+
+    template: str | None = None  # the nested model to lift out, by name
+    reference: str | Path | None = None  # a layout reference (Keras 2 weights-only files)
+    model: LiveModel | None = None  # a live template model, for an exact layout
+    exact: bool = False  # refuse a layout that is only inferred from weight names
+
+    def given(self) -> frozenset[str]:
+        """Names of the options set to something other than their default."""
+        return frozenset(
+            f.name for f in fields(self) if getattr(self, f.name) not in (None, False)
+        )
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """What a writer may be told."""
+
+    progress: ProgressCallback | None = None
+
+
+WriteMode = Literal["moved", "copied", "encoded"]
+
+
+@dataclass(frozen=True)
+class WrittenTensor:
+    """One tensor of a written file and the stored tensor it came from.
+
+    ``how``: ``moved`` (the output is a kernel copy of the source and the tensor's bytes sit
+    at the same offsets, never written since: proven from the write log), ``copied`` (HDF5
+    copied the dataset: same dtype, shape, storage options and stored bytes), ``encoded``
+    (the writer wrote the values anew: same dtype, shape and values, storage may differ).
+    """
+
+    path: str  # the dataset path in the written HDF5 file (or the key in a TF bundle)
+    source: TensorRef
+    how: WriteMode
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a writer did: the file, every tensor it holds and where each came from.
+
+    ``tensors`` are the model's weights in load order, ``optimizer`` the optimizer tensors in
+    stored order; the verifier checks every one against its source and that the file holds
+    nothing else. ``copy_record`` carries the write log of a kernel copy (``moved`` tensors).
+    """
+
+    path: Path
+    format: str
+    tensors: tuple[WrittenTensor, ...]
+    optimizer: tuple[WrittenTensor, ...] = ()
+    member: str | None = None  # the zip member holding the HDF5 weights (.keras)
+    full_model: bool = False
+    copy_record: object | None = None  # storage.CopyRecord (typed there; avoids a cycle)
+    warnings: tuple[str, ...] = ()
+
+
+class Format(Protocol):
+    """A checkpoint format: sniff, read into a Checkpoint, write one out.
+
+    ``ids`` are the format ids it reads (``Checkpoint.format``); ``read_options`` and
+    ``write_options`` the options it supports. A format that cannot read (or write) says so
+    with empty ``ids`` (or ``writes`` None).
+    """
+
+    name: str
+    family: Family
+    ids: tuple[str, ...]
+    read_options: frozenset[str]
+    write_options: frozenset[str]
+
+    def sniff(self, path: Path) -> str | None:
+        """The format id ``path`` holds when this format reads it, else None (cheap)."""
+        ...
+
+    def read(self, path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
+        """Read ``path`` (metadata only) into a Checkpoint; resolve template and layout."""
+        ...
+
+    def writes(self, dst: Path) -> str | None:
+        """The format id this format would write at ``dst`` (by its name), else None."""
+        ...
+
+    def write(self, ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
+        """Write ``ck.subject`` into the new file ``tmp``; say exactly what was written."""
+        ...
+
+    def check(self, ck: Checkpoint, written: Written) -> list[str]:
+        """Format-level problems of a written file (configs, names), besides its tensors."""
+        ...
+
+
+def check_options(
+    fmt_name: str, supported: frozenset[str], given: frozenset[str], why: str
+) -> None:
+    """Refuse options a format does not support (a usage error, never silently ignored).
+
+    Raises:
+        OptionNotSupportedError: one of ``given`` is not in ``supported``.
+    """
+    extra = sorted(given - supported)
+    if extra:
+        names = ", ".join(f"{o}=" for o in extra)
+        raise OptionNotSupportedError(
+            f"expected only options that {fmt_name} supports "
+            f"({', '.join(sorted(supported)) or 'none'}); found {names}; drop it ({why})",
+            options=tuple(extra),
+        )
