@@ -78,7 +78,7 @@ def time_batch(src: Path, jobs: int, runs: int) -> tuple[float, str, dict[str, i
         out = OUT / f"batch_out_j{jobs}_{r}"
         shutil.rmtree(out, ignore_errors=True)
         t = time.perf_counter()
-        report = ckptfix.convert_batch(src, out, jobs=jobs, force=True, infer=True)
+        report = ckptfix.convert_batch(src, out, jobs=jobs, force=True)
         times.append(time.perf_counter() - t)
         digests.add(digest(out))
         counts = {"converted": report.converted, "skipped": report.skipped, "failed": report.failed}

@@ -527,8 +527,8 @@ def run_case(case: Case, outdir: Path, timeout: float = 20.0) -> Outcome:
     dst = outdir / f"out{suffix_of(case.path)}"
     if dst.exists():
         dst.unlink()
-    # infer=True: weights-only files go through layout inference too (deeper than a refusal).
-    conv, result = _call(lambda: convert_checkpoint(case.path, dst, infer=True), timeout)
+    # weights-only files go through layout inference (the default; deeper than a refusal).
+    conv, result = _call(lambda: convert_checkpoint(case.path, dst), timeout)
     left = sorted(p.name for p in outdir.iterdir() if p != dst)
     if conv == "ok":
         if not dst.is_file():

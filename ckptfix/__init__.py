@@ -9,7 +9,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .batch import BatchEntry, BatchProgress, BatchReport, convert_batch
-from .convert import ConvertOptions, convert_checkpoint, verify_conversion
+from .checkpoint import Checkpoint
+from .convert import convert_checkpoint, read_checkpoint, verify_conversion
 from .errors import (
     AmbiguousTemplateError,
     CkptfixError,
@@ -19,12 +20,14 @@ from .errors import (
     LayoutUnknownError,
     NotACheckpointError,
     NothingToConvertError,
+    OptionNotSupportedError,
     OutputError,
     ReferenceMismatchError,
+    TemplateNotFoundError,
+    UnsupportedConversionError,
     UnsupportedFormatError,
     VerificationError,
 )
-from .inspect import inspect_checkpoint
 from .report import (
     CheckpointReport,
     ConversionResult,
@@ -32,6 +35,7 @@ from .report import (
     OptimizerState,
     TensorEntry,
     VerificationResult,
+    inspect_checkpoint,
 )
 
 __all__ = [
@@ -39,10 +43,11 @@ __all__ = [
     "BatchEntry",
     "BatchProgress",
     "BatchReport",
-    "ConvertOptions",
+    "Checkpoint",
     "convert_batch",
     "convert_checkpoint",
     "inspect_checkpoint",
+    "read_checkpoint",
     "verify_conversion",
     "AmbiguousTemplateError",
     "CheckpointReport",
@@ -56,9 +61,12 @@ __all__ = [
     "NotACheckpointError",
     "NothingToConvertError",
     "OptimizerState",
+    "OptionNotSupportedError",
     "OutputError",
     "ReferenceMismatchError",
+    "TemplateNotFoundError",
     "TensorEntry",
+    "UnsupportedConversionError",
     "UnsupportedFormatError",
     "VerificationError",
     "VerificationResult",

@@ -86,6 +86,27 @@ class BatchReport:
         """True when no input failed (skipped inputs are fine)."""
         return self.failed == 0
 
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON form: ``ok``, ``totals`` and one object per input."""
+        from .report import to_json
+
+        return {
+            "out_dir": self.out_dir,
+            "jobs": self.jobs,
+            "ok": self.ok,
+            "totals": {
+                "files": self.files,
+                "converted": self.converted,
+                "skipped": self.skipped,
+                "failed": self.failed,
+                "tensors": self.tensors,
+                "bytes": self.bytes,
+                "file_bytes": self.file_bytes,
+                "seconds": self.seconds,
+            },
+            "entries": to_json(self.entries),
+        }
+
 
 @dataclass(frozen=True)
 class BatchProgress:
@@ -105,7 +126,7 @@ BatchProgressCallback = Callable[[BatchProgress], None]
 class _Options:
     template: str | None
     reference: str | None
-    infer: bool
+    exact: bool
     force: bool
 
 
@@ -130,7 +151,7 @@ def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tupl
         if p.is_dir():
             if same_file(p, out):
                 raise OutputError(
-                    f"expected --out-dir apart from the inputs; found {s} is both a source "
+                    f"expected out_dir= apart from the inputs; found {s} is both a source "
                     "folder and the output folder; choose another output folder"
                 )
             roots.append(p)
@@ -156,7 +177,7 @@ def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tupl
         dst = out / rel
         if same_file(path, dst):
             raise OutputError(
-                f"expected --out-dir apart from the inputs; found {dst} would overwrite its "
+                f"expected out_dir= apart from the inputs; found {dst} would overwrite its "
                 "own input; choose another output folder"
             )
         items.append(BatchItem(str(path), str(dst), _size(path)))
@@ -172,7 +193,8 @@ def convert_batch(
     force: bool = False,
     reference: str | Path | None = None,
     template: str | None = None,
-    infer: bool = False,
+    exact: bool = False,
+    infer: bool | None = None,
     progress: BatchProgressCallback | None = None,
 ) -> BatchReport:
     """Convert every checkpoint under ``sources`` into the same tree under ``out_dir``.
@@ -189,8 +211,10 @@ def convert_batch(
             verified against its input and the entry is *skipped* (or *failed* if it differs).
         reference: a layout reference for Keras 2 weights-only files, used for every input.
         template: the nested model to lift out, for every input.
-        infer: let Keras 2 weights-only inputs without a reference use a layout inferred from
-            their weight names (see :func:`ckptfix.convert_checkpoint`); others are refused.
+        exact: refuse layouts only inferred from weight names (Keras 2 weights-only inputs
+            without a reference; see :func:`ckptfix.convert_checkpoint`). By default they are
+            inferred, checked, and reported with ``layout="inferred"``.
+        infer: deprecated: inference is the default; ``infer=False`` means ``exact=True``.
         progress: called with a :class:`BatchProgress` before the work and after each file.
 
     Returns:
@@ -215,7 +239,8 @@ def convert_batch(
     items = find_checkpoints(sources, out_dir)
     out = Path(out_dir).absolute()
     created = _make_folders(out, items)
-    opts = _Options(template, None if reference is None else str(reference), infer, force)
+    exact = exact or infer is False
+    opts = _Options(template, None if reference is None else str(reference), exact, force)
     n = min(jobs or _cpu_count(), len(items))
     if n > 1 and not _main_importable():
         n = 1  # spawned workers could not start (they re-import __main__): run here instead
@@ -257,25 +282,8 @@ def convert_batch(
 
 
 def batch_report_json(report: BatchReport) -> dict[str, Any]:
-    """The documented JSON form of a report: ``ok``, ``totals`` and one object per input."""
-    from .report import to_jsonable
-
-    return {
-        "out_dir": report.out_dir,
-        "jobs": report.jobs,
-        "ok": report.ok,
-        "totals": {
-            "files": report.files,
-            "converted": report.converted,
-            "skipped": report.skipped,
-            "failed": report.failed,
-            "tensors": report.tensors,
-            "bytes": report.bytes,
-            "file_bytes": report.file_bytes,
-            "seconds": report.seconds,
-        },
-        "entries": to_jsonable(report.entries),
-    }
+    """The documented JSON form of a report (:func:`ckptfix.report.to_json` of it)."""
+    return report.to_json()
 
 
 def write_batch_report(report: BatchReport, path: str | Path) -> Path:
@@ -318,7 +326,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
                     status="failed",
                     reason=f"expected the existing output {dst} to match its input; found "
                     f"{len(check.mismatches)} mismatching tensors (first: {check.mismatches[0]}); "
-                    "pass --force to replace it",
+                    "pass force=True to replace it",
                     destination=dst,
                     tensors=check.tensors,
                     error="OutputError",
@@ -330,7 +338,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
                 file_bytes=item.file_bytes,
                 status="skipped",
                 reason=f"output exists and matches the input; kept {dst} "
-                "(pass --force to replace it)",
+                "(pass force=True to replace it)",
                 destination=dst,
                 tensors=check.tensors,
                 bytes=check.bytes,
@@ -341,7 +349,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
             dst,
             template=opts.template,
             reference=opts.reference,
-            infer=opts.infer,
+            exact=opts.exact,
             force=opts.force,
         )
     except NothingToConvertError as exc:
@@ -364,7 +372,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
         source=src,
         file_bytes=item.file_bytes,
         status="converted",
-        reason="replaced the existing output (--force)" if existed else None,
+        reason="replaced the existing output (force=True)" if existed else None,
         destination=r.destination,
         template=r.template,
         replicas=r.replicas,
@@ -418,7 +426,7 @@ def _run_pool(
                         status="failed",
                         reason=f"expected a result for {Path(items[i].source).name}; found its "
                         f"worker process stopped ({type(exc).__name__}: {exc}); rerun the batch "
-                        "(finished outputs are kept) or use --jobs 1",
+                        "(finished outputs are kept) or use jobs=1",
                         destination=None,
                         file_bytes=items[i].file_bytes,
                         error=type(exc).__name__,
@@ -456,7 +464,7 @@ def _make_folders(out: Path, items: Iterable[BatchItem]) -> list[Path]:
         except OSError as exc:
             raise OutputError(
                 f"expected to create the output folder {folder}; found an OS error "
-                f"({exc.strerror or exc}); check permissions or choose another --out-dir"
+                f"({exc.strerror or exc}); check permissions or choose another out_dir="
             ) from exc
         created += [m for m in missing if m != out]
     return created

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .batch import BatchEntry, BatchProgress, BatchReport
+from .errors import cli_wording
 from .render import human_bytes
 
 STATUS_STYLE = {"converted": "green", "skipped": "yellow", "failed": "red"}
@@ -45,9 +46,9 @@ def entry_line(entry: BatchEntry) -> str:
     src = display_path(entry.source)
     if entry.status == "converted":
         dst = display_path(entry.destination or "")
-        note = f" ({entry.reason})" if entry.reason else ""
+        note = f" ({cli_wording(entry.reason)})" if entry.reason else ""
         return f"converted {src} -> {dst}{note}"
-    return f"{entry.status} {src}: {entry.reason}"
+    return f"{entry.status} {src}: {cli_wording(entry.reason or '')}"
 
 
 class BatchProgressView:
@@ -132,7 +133,7 @@ def render_batch(report: BatchReport, report_file: str | None = None) -> Rendera
             listed.add_row(
                 Text(e.status, style=STATUS_STYLE[e.status]),
                 escape(display_path(e.source)),
-                escape(e.reason or ""),
+                escape(cli_wording(e.reason or "")),
             )
         parts.append(listed)
         if len(others) > MAX_LISTED:

@@ -29,6 +29,8 @@ LayoutStatus = Literal["exact", "inferred", "unknown"]
 LayoutSource = Literal["model", "reference", "config", "paths", "names"]
 PatternKind = Literal["parallel", "wrapped", "single", "container", "ambiguous"]
 Family = Literal["keras2", "keras3", "tf"]
+#: How a writer put a tensor in its output (see :class:`~ckptfix.formats.base.WrittenTensor`).
+WriteMode = Literal["moved", "copied", "encoded"]
 
 
 # --- where tensors are stored -----------------------------------------------------------------
@@ -218,8 +220,8 @@ class Pattern:
 
     @property
     def wrapped(self) -> bool:
-        """True when a template is nested in another model (parallel or not)."""
-        return self.template is not None
+        """True when a model to lift out is nested in another (parallel or not; or several)."""
+        return self.template is not None or self.kind == "ambiguous"
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .errors import CkptfixError, ExitCode
-from .report import to_jsonable
+from .errors import CkptfixError, ExitCode, cli_wording
+from .report import to_json
 
 app = typer.Typer(
     name="ckptfix",
@@ -36,7 +36,12 @@ T = TypeVar("T")
 
 def fail(exc: CkptfixError) -> NoReturn:
     """Print a library error as one line on stderr and exit with its code."""
-    err.print(f"[bold red]Error:[/] {escape(str(exc))}", markup=True, highlight=False, emoji=False)
+    err.print(
+        f"[bold red]Error:[/] {escape(cli_wording(str(exc)))}",
+        markup=True,
+        highlight=False,
+        emoji=False,
+    )
     raise typer.Exit(int(exc.exit_code))
 
 
@@ -52,8 +57,21 @@ def run_library(call: Callable[[], T]) -> T:
 
 
 def print_json(obj: Any) -> None:
-    """Print one JSON object on stdout (plain, no rich markup)."""
-    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    """Print one JSON object on stdout (plain, no rich markup), in the command line's words."""
+    sys.stdout.write(json.dumps(_cli_words(to_json(obj)), indent=2, sort_keys=False) + "\n")
+
+
+_PATH_KEYS = frozenset({"path", "source", "destination", "out_dir", "convert_command"})
+
+
+def _cli_words(data: Any) -> Any:
+    if isinstance(data, str):
+        return cli_wording(data)
+    if isinstance(data, dict):
+        return {k: v if k in _PATH_KEYS else _cli_words(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_cli_words(v) for v in data]
+    return data
 
 
 def _version(value: bool) -> None:
@@ -98,11 +116,17 @@ def convert(
     template: str | None = typer.Option(
         None, "--template", "-t", help="The nested model to lift out, when there are several."
     ),
+    exact: bool = typer.Option(
+        False,
+        "--exact",
+        help="Refuse a layout only inferred from weight names (Keras 2 weights-only files "
+        "without --reference): for scripts that accept exact conversions only.",
+    ),
     infer: bool = typer.Option(
         False,
         "--infer",
-        help="Weights-only files without --reference: rebuild the layout from weight names "
-        "(checked; models nested inside the template cannot be seen).",
+        hidden=True,
+        help="Deprecated: inference is the default (checked, and reported).",
     ),
     force: bool = typer.Option(
         False, "--force", "-f", help="Replace an existing DST (batch: existing outputs)."
@@ -145,7 +169,7 @@ def convert(
 
         result = run_library(
             lambda: convert_checkpoint(
-                src, dst, template=template, reference=reference, infer=infer, force=force
+                src, dst, template=template, reference=reference, exact=exact, force=force
             )
         )
         if as_json:
@@ -156,7 +180,7 @@ def convert(
         out.print(render_conversion(result))
         return
 
-    from .batch import batch_report_json, convert_batch, write_batch_report
+    from .batch import convert_batch, write_batch_report
     from .batch_view import BatchProgressView, render_batch
 
     try:
@@ -168,7 +192,7 @@ def convert(
                 force=force,
                 reference=reference,
                 template=template,
-                infer=infer,
+                exact=exact,
                 progress=view,
             )
         if report_file is not None:
@@ -179,7 +203,7 @@ def convert(
         err.print("Interrupted; finished outputs are kept: rerun the same command to go on.")
         raise typer.Exit(130) from None
     if as_json:
-        print_json(batch_report_json(batch))
+        print_json(batch)
     else:
         out.print(render_batch(batch, None if report_file is None else str(report_file)))
     if not batch.ok:
@@ -222,13 +246,11 @@ def inspect(
     ),
 ) -> None:
     """Explain what a checkpoint is and how to fix it."""
-    from .inspect import inspect_checkpoint
+    from .report import inspect_checkpoint
 
     report = run_library(lambda: inspect_checkpoint(path, template=template, reference=reference))
     if as_json:
-        from .render import report_json
-
-        print_json(report_json(report))
+        print_json(report)
         return
     from .render import render_report
 

@@ -1,36 +1,74 @@
-"""Conversion pipeline: read → detect → layout → plan → write → verify → atomic rename.
+"""The conversion pipeline: sniff → read → choose template and layout → writer → verify → rename.
 
-:func:`convert_checkpoint` picks the format module, runs it into a temporary file beside the
-destination, verifies that file against the source, and only then renames it into place.
+Every format reads into one :class:`~ckptfix.checkpoint.Checkpoint` and writes out of one
+(:mod:`ckptfix.formats`), so this module never branches on a format: it asks the registry for
+the reader of the source and the writer of the destination (by its name), checks that every
+option given is one they support, writes into a temporary file beside the destination,
+verifies that file with :mod:`ckptfix.storage` (tensor by tensor, and read back by its own
+format's reader), and only then renames it into place.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from . import formats
-from .errors import OutputError, VerificationError
+from .checkpoint import Checkpoint, Layer, TensorRef, weights_in_order
+from .errors import CkptfixError, LayoutUnknownError, VerificationError
+from .formats.base import (
+    Format,
+    LiveModel,
+    Planned,
+    ProgressCallback,
+    ReadOptions,
+    WriteOptions,
+    WrittenTensor,
+    check_options,
+)
 from .h5util import damaged_file_errors
+from .layout import MAKE_EXACT
 from .output import atomic_destination, check_self_contained
 from .report import ConversionResult, VerificationResult
-
-#: ``progress(done_bytes, total_bytes)``, called while tensors are written.
-ProgressCallback = Callable[[int, int], None]
+from .storage import CopyRecord, TensorPair, compare_pairs, stray_datasets
 
 
-@dataclass(frozen=True)
-class ConvertOptions:
-    """Options that every format's converter understands."""
+def read_checkpoint(
+    path: str | Path,
+    *,
+    template: str | None = None,
+    reference: str | Path | None = None,
+    model: LiveModel | None = None,
+    exact: bool = False,
+) -> Checkpoint:
+    """Read any supported checkpoint into the format-neutral :class:`Checkpoint` (metadata only).
 
-    template: str | None = None  # name of the nested model to lift out (several: required)
-    reference: str | Path | None = None  # single-model .h5, full-model .h5 or JSON config
-    model: Any = None  # a live Keras model (the template), for an exact layout
-    infer: bool = False  # allow a layout inferred from weight names (weights-only files)
-    progress: ProgressCallback | None = None
+    Args:
+        path: the checkpoint (any format :func:`ckptfix.formats.sniff` recognises).
+        template: the nested model to lift out, by name, when there are several.
+        reference: a layout reference for Keras 2 weights-only files (a ``model.to_json()``
+            file, or a ``.h5`` saved from the template).
+        model: a live Keras model built like the template, for an exact layout.
+        exact: refuse a layout that would only be inferred from weight names.
+
+    Raises:
+        NotACheckpointError, CorruptCheckpointError, UnsupportedFormatError: bad input.
+        OptionNotSupportedError: an option this file's format does not support.
+        TemplateNotFoundError: ``template`` names no nested model of the file.
+    """
+    p = Path(path)
+    fmt, fid = formats.sniff(p)
+    options = ReadOptions(template=template, reference=reference, model=model, exact=exact)
+    check_options(fmt.name, fmt.read_options, options.given(), _why_not(fmt))
+    with damaged_file_errors(p):
+        return fmt.read(p, fid, options)
+
+
+def _why_not(fmt: Format) -> str:
+    if fmt.family == "keras3":
+        return "a Keras 3 file records its layout exactly by object paths"
+    return "it does not apply to this format"
 
 
 def convert_checkpoint(
@@ -39,25 +77,30 @@ def convert_checkpoint(
     *,
     template: str | None = None,
     reference: str | Path | None = None,
-    model: Any = None,
-    infer: bool = False,
+    model: LiveModel | None = None,
+    exact: bool = False,
+    infer: bool | None = None,
     force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ConversionResult:
     """Rewrite a parallel (or wrapped) checkpoint as the single template model's checkpoint.
 
+    The destination's name picks the format written (``.h5``/``.hdf5``: Keras 2,
+    ``.weights.h5`` and ``.keras``: Keras 3), as Keras picks its loader by suffix.
+
     Args:
         src: the parallel checkpoint (Keras 2 ``.h5``/``.hdf5``, Keras 3 ``.weights.h5`` or
             ``.keras``). Never modified.
-        dst: where to write the single-model checkpoint (same format family as ``src``).
+        dst: where to write the single-model checkpoint.
         template: the nested model to lift out, by its layer name, when there are several.
         reference: an exact layout for Keras 2 weights-only files: a single-model ``.h5``
             saved from the template, a full-model ``.h5``, or a ``model.to_json()`` file.
         model: a live Keras model built like the template (exact layout; needs TensorFlow).
-        infer: for a Keras 2 weights-only file with no ``reference`` or ``model``, rebuild the
-            layout from weight names (``layout="inferred"``). Off by default: such a file does
-            not record the template's layers, and a model nested inside the template cannot be
-            seen in it. Orders that are visibly unknowable are refused even with ``infer``.
+        exact: refuse a layout only inferred from weight names (a Keras 2 weights-only file
+            without ``reference`` or ``model``). By default such a layout is inferred, checked,
+            and reported as ``layout="inferred"`` with a warning saying how to make it exact;
+            orders the file shows to be unknowable are refused either way.
+        infer: deprecated: inference is the default; ``infer=False`` means ``exact=True``.
         force: replace an existing ``dst`` (never the source itself).
         progress: called as ``progress(done_bytes, total_bytes)`` while writing.
 
@@ -68,6 +111,7 @@ def convert_checkpoint(
         NothingToConvertError: ``src`` is already a single model (nothing written).
         AmbiguousTemplateError, LayoutError: refused; the message says how to make it exact.
         NotACheckpointError, CorruptCheckpointError, UnsupportedFormatError: bad input.
+        OptionNotSupportedError: an option the source's or destination's format does not take.
         OutputError: the destination cannot be written. VerificationError: a bad write.
 
     Example:
@@ -77,82 +121,200 @@ def convert_checkpoint(
         ('model_1', 2, 'exact')
     """
     start = time.perf_counter()
-    opts = ConvertOptions(
-        template=template, reference=reference, model=model, infer=infer, progress=progress
-    )
-    fmt = formats.detect_format(src)
-    check_output_name(fmt, dst)
-    module = _module_for(fmt)
+    exact = exact or infer is False
+    ck = read_checkpoint(src, template=template, reference=reference, model=model, exact=exact)
+    writer, wid = formats.writer_for(dst, ck)
+    wopts = WriteOptions(progress=progress)
+    check_options(writer.name, writer.write_options, _given_write(wopts), "writers take progress=")
+    require_convertible(ck, writer, exact)
     with atomic_destination(src, dst, force) as tmp, damaged_file_errors(src):
-        result: ConversionResult = module.write_conversion(Path(src), tmp, fmt, opts)
+        written = writer.write(ck, tmp, wopts)
         check_self_contained(tmp)
-        check = module.verify_conversion(Path(src), tmp, template=result.template)
+        planned = (written.tensors, written.optimizer)
+        check = verify_output(ck, writer, wid, planned, tmp, written.copy_record)
         if not check.ok:
             raise VerificationError(
                 f"expected the written file to match the source; found {len(check.mismatches)} "
-                f"mismatching tensors (first: {check.mismatches[0]}); nothing was written; "
+                f"problem(s) (first: {check.mismatches[0]}); nothing was written; "
                 "please report this"
             )
-    return replace(
-        result,
+    subject = ck.subject
+    return ConversionResult(
+        source=str(src),
         destination=str(dst),
+        format=ck.format,
+        template=subject.name,
+        replicas=ck.pattern.replicas,
+        layers=count_leaves(subject),
+        tensors=check.tensors,
+        bytes=check.bytes,
+        layout="inferred" if ck.layout.status == "inferred" else "exact",
+        layout_source=ck.layout.source or "paths",
         verified=True,
+        optimizer_kept=bool(written.optimizer),
+        full_model=written.full_model,
         seconds=time.perf_counter() - start,
+        warnings=written.warnings,
+        output_format=wid,
     )
+
+
+def _given_write(options: WriteOptions) -> frozenset[str]:
+    return frozenset({"progress"}) if options.progress is not None else frozenset()
+
+
+def require_convertible(ck: Checkpoint, writer: Format, exact: bool = False) -> None:
+    """Refuse what cannot be converted: no template (unless migrating), an unknown layout.
+
+    Raises:
+        NothingToConvertError, AmbiguousTemplateError: no template to lift out.
+        LayoutError: the layout is unknown (or only inferred, with ``exact``).
+    """
+    if ck.template is None:
+        migrating = writer.family != ck.family and ck.pattern.kind in ("single", "container")
+        if not migrating and ck.pattern.refusal is not None:
+            raise ck.pattern.refusal
+    if ck.layout.status == "unknown" and ck.layout.refusal is not None:
+        raise ck.layout.refusal
+    if exact and ck.layout.status == "inferred":
+        raise LayoutUnknownError(
+            f"expected a known layout for {Path(ck.path).name} (exact=True); found it would only "
+            f"be inferred from weight names; {MAKE_EXACT}"
+        )
+
+
+def count_leaves(layer: Layer) -> int:
+    """Layers of a model that hold weights, nested models' layers counted one by one."""
+    return sum(1 for _ in layer.leaves()) if layer.layers else 0
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def verify_output(
+    ck: Checkpoint,
+    fmt: Format,
+    fid: str,
+    planned: Planned,
+    out: Path,
+    record: CopyRecord | None = None,
+) -> VerificationResult:
+    """Check that ``out`` holds exactly the ``planned`` tensors, each equal to its source.
+
+    The file is read back by its own format's reader (so it is what Keras will see), every
+    planned tensor is compared with its source by :func:`ckptfix.storage.compare_pairs`,
+    nothing else may be stored, a Keras 2 file must list its weights in the planned load
+    order, and the format checks its configs (:meth:`Format.check`).
+    """
+    tensors, optimizer = planned
+    problems: list[str] = []
+    try:
+        with damaged_file_errors(out):
+            back = fmt.read(out, fid, ReadOptions())
+    except CkptfixError as exc:
+        return _result(ck, out, tensors, optimizer, [f"unreadable output: {_first(exc)}"])
+    refs = dict(_tensors_of(back))
+    if optimizer and back.optimizer is None and fmt.family == "keras3":
+        optimizer = ()  # a Keras 3 file saved without optimizer state loads with a fresh one
+    pairs = []
+    for t in tensors + optimizer:
+        out_ref = refs.get(t.path)
+        if out_ref is None:
+            problems.append(f"{t.name}: missing from output")
+        else:
+            pairs.append(TensorPair(t.name, t.source, out_ref, t.how))
+    member = next((getattr(r.location, "member", None) for r in refs.values()), None)
+    try:
+        expected = {t.path for t in tensors + optimizer}
+        problems += [
+            f"{p}: not in the template" for p in stray_datasets(str(out), member, expected)
+        ]
+    except CkptfixError as exc:
+        problems.append(f"unreadable output: {_first(exc)}")
+    if back.family == "keras2":
+        order = [_path(w.tensor) for w in weights_in_order(back.model)]
+        if order != [t.path for t in tensors] and not problems:
+            problems.append("layer order: the weights are not listed in the template's load order")
+    problems += fmt.check(ck, back)
+    cmp = compare_pairs(pairs, record)
+    problems += cmp.mismatches
+    return _result(ck, out, tensors, optimizer, problems)
+
+
+def _result(
+    ck: Checkpoint,
+    out: Path,
+    tensors: tuple[WrittenTensor, ...],
+    optimizer: tuple[WrittenTensor, ...],
+    problems: list[str],
+) -> VerificationResult:
+    return VerificationResult(
+        source=ck.path,
+        destination=str(out),
+        tensors=len(tensors),
+        bytes=sum(t.source.nbytes for t in tensors),
+        ok=not problems,
+        mismatches=tuple(problems),
+        optimizer_tensors=len(optimizer),
+    )
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _path(ref: TensorRef) -> str:
+    return str(getattr(ref.location, "path", ""))
+
+
+def _tensors_of(ck: Checkpoint) -> Iterator[tuple[str, TensorRef]]:
+    """Every stored tensor of a checkpoint's model and optimizer, by its path."""
+    seen: set[str] = set()
+
+    def visit(layer: Layer) -> Iterator[tuple[str, TensorRef]]:
+        for w in layer.weights:
+            p = _path(w.tensor)
+            if p not in seen:
+                seen.add(p)
+                yield p, w.tensor
+        for sub in layer.layers:
+            yield from visit(sub)
+
+    yield from visit(ck.model)
+    for v in ck.optimizer.variables if ck.optimizer else ():
+        yield _path(v.tensor), v.tensor
 
 
 def verify_conversion(
     src: str | Path, dst: str | Path, *, template: str | None = None
 ) -> VerificationResult:
-    """Compare the template inside ``src`` with the single-model file ``dst``, tensor by tensor.
+    """Compare the template inside ``src`` with the converted file ``dst``, tensor by tensor.
 
-    Returns a :class:`VerificationResult`; ``ok`` is False with the mismatches listed when they
-    differ (names, shapes, dtypes or bytes).
-    """
-    fmt = formats.detect_format(src)
-    with damaged_file_errors(src):
-        return _module_for(fmt).verify_conversion(Path(src), Path(dst), template=template)
+    Every stored byte of both files is compared (in constant memory); a Keras 2 ``dst`` also
+    serves as the layout of a weights-only ``src``, whose own file does not record it.
 
-
-def check_output_name(fmt: str, dst: str | Path) -> None:
-    """Refuse a destination name that Keras would read as another format.
-
-    Keras picks its loader by suffix: ``.weights.h5`` and ``.keras`` are Keras 3 formats,
-    ``.h5``/``.hdf5`` the legacy one (tf_keras reads any other name as a TF checkpoint).
+    Returns:
+        A :class:`VerificationResult`; ``ok`` is False with the mismatches listed when they
+        differ (names, shapes, dtypes, storage or bytes).
 
     Raises:
-        OutputError: the name does not fit the format being written.
+        NotACheckpointError, CorruptCheckpointError: ``src`` or ``dst`` is missing or unreadable.
+        NothingToConvertError: ``src`` is a single model (there is nothing to compare with).
     """
-    name = Path(dst).name.lower()
-    if fmt in (formats.KERAS2_WEIGHTS, formats.KERAS2_MODEL):
-        if name.endswith(".weights.h5") or not name.endswith((".h5", ".hdf5")):
-            stem = Path(dst).name.split(".")[0] or "single"
-            raise OutputError(
-                f"expected a Keras 2 output name ending in .h5 or .hdf5 (not .weights.h5); found "
-                f"{Path(dst).name!r}, which Keras would read as another format; name it like "
-                f"{stem}_single.h5"
-            )
-    elif fmt == formats.KERAS3_WEIGHTS and not name.endswith(".weights.h5"):
-        raise OutputError(
-            f"expected a Keras 3 weights output name ending in .weights.h5; found "
-            f"{Path(dst).name!r}, which Keras 3 would not load; name it like single.weights.h5"
-        )
-    elif fmt == formats.KERAS3_ARCHIVE and not name.endswith(".keras"):
-        raise OutputError(
-            f"expected a .keras output name for a Keras 3 archive; found {Path(dst).name!r}; "
-            "name it like single.keras"
-        )
-
-
-def _module_for(fmt: str) -> Any:
-    if fmt in (formats.KERAS2_WEIGHTS, formats.KERAS2_MODEL):
-        from .formats import legacy_h5
-
-        return legacy_h5
-    if fmt == formats.KERAS3_WEIGHTS:
-        from .formats import keras3_weights
-
-        return keras3_weights
-    from .formats import keras_archive
-
-    return keras_archive
+    ck = read_checkpoint(src, template=template)
+    dst_path = Path(dst)
+    fmt, fid = formats.sniff(dst_path)
+    if (
+        ck.template is not None
+        and ck.family == "keras2"
+        and fmt.family == "keras2"
+        and ck.layout.source not in ("config", "model")
+    ):
+        # The file does not record the template's layout: check dst's as the reference.
+        ck = read_checkpoint(src, template=template, reference=dst_path)
+        if ck.layout.status == "unknown":
+            why = ck.layout.note or "its layers do not match the source's template"
+            return _result(ck, dst_path, (), (), [f"layout: {why}"])
+    require_convertible(ck, fmt)
+    return verify_output(ck, fmt, fid, fmt.plan(ck), dst_path)

@@ -7,6 +7,7 @@ with the error's ``exit_code``.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 
@@ -39,6 +40,38 @@ class CkptfixError(ValueError):
 
 def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
+
+
+#: Library parameters and the command-line flags that set them. Library messages name the
+#: parameter (``pass force=True``); the CLI shows the flag (``pass --force``).
+CLI_FLAGS = {
+    "force": "--force",
+    "exact": "--exact",
+    "template": "--template",
+    "reference": "--reference",
+    "model": "--model",
+    "out_dir": "--out-dir",
+    "jobs": "--jobs",
+}
+# A parameter mention stands alone: not inside a path ("runs/model=resnet/…" stays as it is).
+_PARAM = re.compile(
+    r"(?<![\w/.=-])(" + "|".join(CLI_FLAGS) + r")=(True|'[^'/]*'|\"[^\"/]*\"|[A-Za-z0-9_.:-]+)?"
+    r"(?![\w/.=-])"
+)
+
+
+def cli_wording(text: str) -> str:
+    """A library message in the command line's words: ``template='x'`` → ``--template x``."""
+
+    def flag(m: re.Match[str]) -> str:
+        name, value = CLI_FLAGS[m.group(1)], m.group(2)
+        if value is None or value == "True":
+            return name
+        if value[:1] in "'\"":
+            value = value[1:-1]
+        return f"{name} {value}"
+
+    return _PARAM.sub(flag, text)
 
 
 class NotACheckpointError(CkptfixError):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .checkpoint import H5Location, StorageOptions, TensorRef
 from .errors import CkptfixError, CorruptCheckpointError, NotACheckpointError
 
 # Keras splits a string-list attribute into name0, name1, ... past this many bytes.
@@ -158,9 +163,125 @@ def require_file(p: Path) -> None:
         )
     if p.is_dir():
         raise NotACheckpointError(
-            f"expected a checkpoint file; found a folder {p} (not a SavedModel either); "
-            "pass a file"
+            f"expected a checkpoint file; found a folder {p} (not a SavedModel either); pass a file"
         )
+
+
+class ZipMember(io.RawIOBase):
+    """A read-only window onto one stored (uncompressed) zip member: no copy in memory.
+
+    Keras writes ``.keras`` archives without compression, so ``model.weights.h5`` can be
+    opened by HDF5 in place, at its offset inside the archive.
+    """
+
+    def __init__(self, path: Path, offset: int, size: int) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_RDONLY)
+        self.offset, self.size, self._pos = offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = (0, self._pos, self.size)[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        n = max(0, min(len(view), self.size - self._pos))
+        if n == 0:
+            return 0
+        got = os.preadv(self._fd, [view[:n]], self.offset + self._pos)
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def member_offset(path: Path, info: zipfile.ZipInfo) -> int:
+    """Where a member's data starts in the archive (after its local header).
+
+    Raises:
+        CorruptCheckpointError: the local header is missing or lies about its size.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        head = fh.read(30)
+    if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        raise CorruptCheckpointError(
+            f"expected a zip entry header for {info.filename} in {path.name}; found none at "
+            f"byte {info.header_offset}; the archive is damaged"
+        )
+    start = info.header_offset + 30 + int.from_bytes(head[26:28], "little")
+    start += int.from_bytes(head[28:30], "little")
+    if start + info.compress_size > path.stat().st_size:
+        raise CorruptCheckpointError(
+            f"expected {info.filename} of {path.name} to lie inside the archive; found it runs "
+            "past the end; the archive is truncated"
+        )
+    return start
+
+
+@contextmanager
+def open_h5_member(path: Path, member: str) -> Iterator[tuple[h5py.File, Path, int]]:
+    """Open the HDF5 ``member`` of the zip ``path``: (file, file on disk, where it starts).
+
+    A stored member is read in place (:class:`ZipMember`); a compressed one is streamed into
+    a temporary file first. Either way memory stays constant, and the member's global heaps
+    are checked before HDF5 reads them.
+
+    Raises:
+        CorruptCheckpointError: the member is missing, damaged, or not HDF5.
+    """
+    with zipfile.ZipFile(path) as zf:
+        try:
+            info = zf.getinfo(member)
+        except KeyError as exc:
+            raise CorruptCheckpointError(
+                f"expected {member} in the archive {path.name}; found no such member; "
+                "the archive is damaged"
+            ) from exc
+        tmp: Path | None = None
+        if info.compress_type == zipfile.ZIP_STORED:
+            disk, start = path, member_offset(path, info)
+            size = info.file_size
+        else:
+            fd, name = tempfile.mkstemp(prefix=".ckptfix-member-", suffix=".h5")
+            tmp = disk = Path(name)
+            with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            start, size = 0, info.file_size
+    try:
+        with open(disk, "rb") as fh:
+            for lo, hi in ((start, start + size),):
+                _scan_region(fh.fileno(), lo, hi, start + size, f"{member} of {path.name}")
+        window = ZipMember(disk, start, size)
+        try:
+            f = h5py.File(window, "r")
+        except OSError as exc:
+            window.close()
+            raise CorruptCheckpointError(
+                f"expected an HDF5 {member} in {path.name}; found one HDF5 cannot open "
+                f"({str(exc).splitlines()[0][:120]}); the archive is damaged"
+            ) from exc
+        try:
+            yield f, disk, start
+        finally:
+            f.close()
+            window.close()
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -195,6 +316,22 @@ def dataset_info(ds: h5py.Dataset) -> tuple[tuple[int, ...], str, int]:
         CorruptCheckpointError: ``ds`` is not a dataset, or it declares more bytes than it
             stores without compression (an absurd shape that would take forever to read).
     """
+    ref = tensor_ref(ds, "", None)
+    return ref.shape, ref.dtype, ref.nbytes
+
+
+def tensor_ref(
+    ds: h5py.Dataset, file: str, member: str | None, path: str | None = None
+) -> TensorRef:
+    """A handle to the dataset ``ds`` of ``file`` (a zip ``member`` of it): metadata only.
+
+    ``path`` is where the dataset was found (``ds.name`` names its first link, which for a
+    dataset reached through a link to another file is a path in that file).
+
+    Raises:
+        CorruptCheckpointError: ``ds`` is not a dataset, or it declares more bytes than it
+            stores without compression (an absurd shape that would take forever to read).
+    """
     if not isinstance(ds, h5py.Dataset):
         raise CorruptCheckpointError(
             f"expected a tensor dataset at {getattr(ds, 'name', ds)}; found "
@@ -208,20 +345,67 @@ def dataset_info(ds: h5py.Dataset) -> tuple[tuple[int, ...], str, int]:
     nbytes = n * dtype.itemsize
     # Keras writes every tensor in full; an unfiltered dataset storing fewer bytes than its
     # shape declares is truncated or forged (reading it would yield fill values, or take hours).
-    dcpl = ds.id.get_create_plist()
+    dsid = ds.id
+    dcpl = dsid.get_create_plist()
     if nbytes and dcpl.get_nfilters() == 0 and dcpl.get_external_count() == 0:
-        stored = ds.id.get_storage_size()
+        stored = dsid.get_storage_size()
         if stored < nbytes:
             raise CorruptCheckpointError(
                 f"expected {ds.name} to store its {nbytes:,} bytes (shape {shape}); found "
                 f"{stored:,} bytes stored; the file is truncated or damaged"
             )
-    return shape, dtype_name(dtype), nbytes
+    return TensorRef(
+        location=H5Location(file, path if path is not None else str(ds.name), member),
+        dtype=dtype_name(dtype),
+        shape=shape,
+        nbytes=nbytes,
+        storage=storage_options(dsid, dcpl),
+    )
+
+
+_LAYOUT_KINDS = {
+    h5py.h5d.COMPACT: "compact",
+    h5py.h5d.CONTIGUOUS: "contiguous",
+    h5py.h5d.CHUNKED: "chunked",
+}
+
+
+def storage_options(dsid: h5py.h5d.DatasetID, dcpl: Any = None) -> StorageOptions:
+    """Everything besides the stored bytes that decides what a dataset reads as.
+
+    Layout, chunk shape, the filter pipeline (id, flags, parameters) and, for chunked data
+    (where missing chunks read as it), the fill value.
+    """
+    dcpl = dcpl or dsid.get_create_plist()
+    layout = dcpl.get_layout()
+    kind = _LAYOUT_KINDS.get(layout, "virtual")
+    if dcpl.get_external_count() > 0:
+        kind = "external"
+    if layout != h5py.h5d.CHUNKED:
+        return StorageOptions(kind)
+    filters = tuple(
+        (int(fid), int(flags), *(int(v) for v in values))
+        for fid, flags, values in (dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters()))
+    )
+    fill = np.zeros((1,), dsid.dtype)
+    dcpl.get_fill_value(fill)
+    return StorageOptions(kind, tuple(int(c) for c in dcpl.get_chunk()), filters, fill.tobytes())
 
 
 def dtype_name(dtype: np.dtype) -> str:
-    """A short dtype name (``float32``; ``bfloat16`` style names kept as HDF5 gives them)."""
-    return str(dtype.name) if dtype.names is None else str(dtype)
+    """A short dtype name (``float32``; ``bfloat16`` style names kept as HDF5 gives them).
+
+    A byte order other than the machine's is kept in the name (``>f4``): the same values
+    stored the other way round are other bytes.
+    """
+    if dtype.names is not None:
+        return str(dtype)
+    if dtype.byteorder not in ("=", "|") and dtype.byteorder != _NATIVE:
+        return str(dtype.str)
+    return str(dtype.name)
+
+
+_NATIVE = "<" if np.little_endian else ">"
 
 
 # Exceptions that h5py, zipfile and zlib raise on damaged bytes (HDF5 C errors surface as

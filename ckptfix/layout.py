@@ -23,17 +23,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .detect import ConfigLayer, config_layers, descendant_names
+from .checkpoint import LayoutSource
 from .errors import LayoutError, ReferenceMismatchError
-from .report import Layout, LayoutSource
+from .pattern import ConfigLayer, config_layers, descendant_names
+from .report import Layout
 
 # Weights Keras always creates as non-trainable: proof that the non-trainable tail has begun.
 _NON_TRAINABLE_SUFFIX = re.compile(r"(^|/)(moving_mean|moving_variance)(:\d+)?$")
 _AUTO_NAME = re.compile(r"^(.*?)(?:_(\d+))?$")
 
+#: What a layout inferred from weight names cannot see, the symptom, and the way out (one line).
+INFERRED_NOTE = (
+    "layout inferred from weight names (a weights-only file does not record the template's "
+    "layers); a model nested inside the template cannot be seen: loading then fails with "
+    "'Layer count mismatch … expected M layers, found N saved layers' (older Keras: 'a weight "
+    "file containing N layers into a model with M layers'); "
+    "to make it exact pass reference= with the template's JSON config (model.to_json()) or a "
+    ".h5 saved from the template, or model= with the template built in code"
+)
+
 MAKE_EXACT = (
-    "to make it exact pass --reference with the template's JSON config (model.to_json()) or "
-    "a .h5 saved from the template (template.save_weights)"
+    "to make it exact pass reference= with the template's JSON config (model.to_json()) or "
+    "a .h5 saved from the template (template.save_weights), or model= with the template built "
+    "in code"
 )
 
 
@@ -121,7 +133,7 @@ def from_config(
                 f"expected every weight of {template_cfg.name!r} to belong to a layer of its "
                 f"config; found {w!r} matches none ({len(top)} layers: "
                 f"{', '.join(c.name for c in top[:6])}…); check that the config is the template's, "
-                "or pass a .h5 saved from the template as --reference"
+                "or pass a .h5 saved from the template as reference="
             )
         assigned.setdefault(owner, []).append(i)
     layers = tuple(
@@ -296,12 +308,21 @@ def infer_from_names(nested: Sequence[str], template: str) -> TemplateLayout:
     for i, f in enumerate(firsts):
         by_layer.setdefault(f, []).append(i)
     layers = tuple(LayoutLayer(name=n, class_name=None, indices=tuple(by_layer[n])) for n in seen)
-    note = (
-        "inferred from weight names: a weights-only file does not record the template's "
-        "layers, so frozen layers placed among trainable ones or models nested inside the "
-        "template cannot be seen (loading then fails or, with equal shapes, misplaces weights); "
-        + MAKE_EXACT
-    )
+    # Weights of a layer found again in the tail are its non-trainable ones, placed after its
+    # trainable ones as Keras 2 stores and loads them; moving statistics are BatchNormalization's,
+    # anything else is named, so that a custom layer's own state is checked by its owner.
+    unusual = []
+    if tail_start is not None:
+        for name, idx in runs[tail_start:]:
+            if any(not _NON_TRAINABLE_SUFFIX.search(nested[i]) for i in idx):
+                unusual.append(name)
+    note = INFERRED_NOTE
+    if unusual:
+        note += (
+            "; non-trainable weights other than BatchNormalization statistics were placed after "
+            f"their layer's trainable ones, as Keras 2 stores them: {', '.join(unusual[:5])}"
+            + ("…" if len(unusual) > 5 else "")
+        )
     return TemplateLayout(
         layers=layers,
         layer_names=tuple(seen),
@@ -341,9 +362,7 @@ def load_reference(path: str | Path) -> tuple[str, Any]:
     """
     p = Path(path)
     if not p.is_file():
-        raise LayoutError(
-            f"expected --reference to be a file; found nothing at {p}; check the path"
-        )
+        raise LayoutError(f"expected reference= to be a file; found nothing at {p}; check the path")
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"\x89HDF"):
@@ -352,12 +371,12 @@ def load_reference(path: str | Path) -> tuple[str, Any]:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise LayoutError(
-            f"expected --reference to be a .h5 file or a JSON config (model.to_json()); found "
+            f"expected reference= to be a .h5 file or a JSON config (model.to_json()); found "
             f"{p.name} is neither; pass one of those"
         ) from exc
     if not isinstance(data, dict) or "config" not in data:
         raise LayoutError(
-            f"expected --reference JSON from model.to_json() (with class_name and config); found "
+            f"expected reference= JSON from model.to_json() (with class_name and config); found "
             f"other JSON in {p.name}; pass the template's config"
         )
     return "json", data

@@ -41,7 +41,7 @@ def check_destination(src: str | Path, dst: str | Path, force: bool) -> Path:
     if same_file(s, d):
         raise OutputError(
             f"expected a destination other than the source; found both are {s}; "
-            "choose another output path (the input is never overwritten, even with --force)"
+            "choose another output path (the input is never overwritten, even with force=True)"
         )
     if d.is_dir():
         raise OutputError(
@@ -53,7 +53,7 @@ def check_destination(src: str | Path, dst: str | Path, force: bool) -> Path:
         )
     if (d.exists() or d.is_symlink()) and not force:
         raise OutputError(
-            f"expected a new destination; found {d} already exists; pass --force to replace it"
+            f"expected a new destination; found {d} already exists; pass force=True to replace it"
         )
     return d
 
@@ -112,7 +112,7 @@ def atomic_destination(src: str | Path, dst: str | Path, force: bool) -> Iterato
         if (d.exists() or d.is_symlink()) and not force:  # appeared while we worked
             raise OutputError(
                 f"expected a new destination; found {d} appeared while converting; "
-                "pass --force to replace it"
+                "pass force=True to replace it"
             )
         os.replace(tmp, d)
     except OSError as exc:
@@ -174,12 +174,12 @@ def check_self_contained(path: Path) -> None:
     Raises:
         CorruptCheckpointError: the file holds external links or external storage.
     """
-    import io
     import zipfile
 
     import h5py
 
     from .errors import CorruptCheckpointError
+    from .h5util import open_h5_member
 
     def scan(f: h5py.File) -> list[str]:
         found: list[str] = []
@@ -204,10 +204,10 @@ def check_self_contained(path: Path) -> None:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             inner = [n for n in zf.namelist() if n.endswith(".h5")]
-            found = []
-            for n in inner:
-                with h5py.File(io.BytesIO(zf.read(n)), "r") as f:
-                    found += scan(f)
+        found = []
+        for n in inner:  # opened in place: constant memory, whatever the archive's size
+            with open_h5_member(path, n) as (f, _disk, _start):
+                found += scan(f)
     else:
         with h5py.File(path, "r") as f:
             found = scan(f)

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from .errors import cli_wording
 from .report import (
     CheckpointReport,
     ConversionResult,
@@ -51,7 +52,7 @@ def render_conversion(r: ConversionResult) -> RenderableType:
     t.add_row("time", f"{r.seconds:.2f} s")
     parts: list[RenderableType] = [t]
     for w in r.warnings:
-        parts.append(Text(f"warning: {w}", style="yellow"))
+        parts.append(Text(f"warning: {cli_wording(w)}", style="yellow"))
     return Group(*parts)
 
 
@@ -91,58 +92,6 @@ LAYOUT_SOURCES = {
 MAX_PERIOD = 10
 #: Rows of the tree shown before the middle is cut (``--tensors`` shows everything).
 MAX_ROWS = 80
-
-# ``inspect --json``: the documented top-level keys, in order (README "inspect --json").
-JSON_SCHEMA_VERSION = 1
-
-
-def report_json(r: CheckpointReport) -> dict[str, Any]:
-    """The documented ``inspect --json`` object (schema in the README, tested key by key)."""
-    return {
-        "schema": JSON_SCHEMA_VERSION,
-        "path": r.path,
-        "format": r.format,
-        "keras_version": r.keras_version,
-        "backend": r.backend,
-        "parallel": r.parallel,
-        "wrapped": r.wrapped,
-        "template": r.template,
-        "replicas": r.replicas,
-        "slices": list(r.slices),
-        "merges": list(r.merges),
-        "candidates": list(r.candidates),
-        "layout": r.layout,
-        "layout_source": r.layout_source,
-        "layout_note": r.layout_note,
-        "layers": [_layer_json(layer) for layer in r.layers],
-        "tensors": r.tensors,
-        "parameters": r.parameters,
-        "bytes": r.bytes,
-        "dtypes": dict(r.dtypes),
-        "optimizer": {
-            "present": r.optimizer.present,
-            "class_name": r.optimizer.class_name,
-            "iterations": r.optimizer.iterations,
-            "slots": r.optimizer.slots,
-            "tensors": r.optimizer.tensors,
-            "bytes": r.optimizer.bytes,
-        },
-        "convert_command": r.convert_command,
-        "notes": list(r.notes),
-    }
-
-
-def _layer_json(layer: LayerEntry) -> dict[str, Any]:
-    return {
-        "name": layer.name,
-        "class_name": layer.class_name,
-        "trainable": layer.trainable,
-        "weights": [
-            {"name": w.name, "shape": list(w.shape), "dtype": w.dtype, "bytes": w.nbytes}
-            for w in layer.weights
-        ],
-        "layers": [_layer_json(c) for c in layer.children],
-    }
 
 
 def render_report(r: CheckpointReport, tensors: bool = False) -> RenderableType:
@@ -240,9 +189,9 @@ def _header(r: CheckpointReport) -> Table:
     elif r.wrapped:
         head.add_row("layout", "[red]unknowable from this file[/]: convert needs --reference")
     if r.layout_note and (r.wrapped or r.layout is not None):
-        head.add_row("why", Text(r.layout_note, style="yellow"))
+        head.add_row("why", Text(cli_wording(r.layout_note), style="yellow"))
     for note in r.notes:
-        head.add_row("note", Text(note))
+        head.add_row("note", Text(cli_wording(note)))
     if r.convert_command:
         head.add_row("fix", "[bold]convert[/] with the command printed below the tree")
     elif not r.wrapped and len(r.candidates) <= 1:

@@ -12,18 +12,22 @@ each dataset's own offsets, block by block, in constant memory.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import errno
 import io
 import os
 import shutil
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
+
+from .checkpoint import BundleLocation, H5Location, TensorRef, WriteMode
+from .errors import CkptfixError
+from .h5util import open_h5, open_h5_member, storage_options
 
 #: Size of each read when comparing stored bytes (two buffers of this size are reused).
 BLOCK = 4 << 20
@@ -153,8 +157,8 @@ class CopyRecord:
 
     ``copied`` bytes were copied from the start of the source; afterwards only ``written``
     (merged, sorted) ranges of the copy changed. The identities pin both files as they were
-    when the record was made, so a changed file makes the record useless, never wrong; the
-    same holds for ``note``, whatever the writer parsed from the unchanged source.
+    when the record was made, so a changed file makes the record useless, never wrong.
+    A writer returns it in its :class:`~ckptfix.formats.base.Written`; nothing else keeps it.
     """
 
     source: Path
@@ -163,7 +167,6 @@ class CopyRecord:
     copy_id: tuple[int, ...]
     copied: int
     written: tuple[tuple[int, int], ...]
-    note: Any = field(default=None, compare=False)  # what the writer read from the source
 
     def untouched(self, start: int, end: int) -> bool:
         """True when ``[start, end)`` was copied and never written afterwards."""
@@ -174,38 +177,19 @@ class CopyRecord:
             return False
         return not (k < len(self.written) and self.written[k][0] < end)
 
-    def holds_for(self, source: Path, copy: Path) -> bool:
+    def holds_for(self, source: Path | str, copy: Path | str) -> bool:
         """True when this record describes ``source`` and ``copy`` as they are now."""
+        if os.path.abspath(source) != os.path.abspath(self.source):
+            return False
+        if os.path.abspath(copy) != os.path.abspath(self.copy):
+            return False
         try:
-            return file_identity(source) == self.source_id and file_identity(copy) == self.copy_id
+            return (
+                file_identity(Path(source)) == self.source_id
+                and file_identity(Path(copy)) == self.copy_id
+            )
         except OSError:
             return False
-
-
-_records: dict[Path, CopyRecord] = {}
-_records_lock = threading.Lock()
-
-
-def keep_record(record: CopyRecord) -> None:
-    """Keep ``record`` for the verifier of ``record.copy`` (see :func:`take_record`)."""
-    with _records_lock:
-        for p in [p for p in _records if not p.exists()]:
-            del _records[p]  # temporaries that were discarded
-        _records[Path(os.path.abspath(record.copy))] = record
-
-
-def take_record(source: Path, copy: Path) -> CopyRecord | None:
-    """The record made when ``copy`` was written from ``source``, if both are unchanged since.
-
-    A record is used once: a second verification of the same file reads every byte.
-    """
-    with _records_lock:
-        record = _records.pop(Path(os.path.abspath(copy)), None)
-    if record is None or not record.holds_for(source, copy):
-        return None
-    if os.path.abspath(record.source) != os.path.abspath(source):
-        return None
-    return record
 
 
 # --- where tensors are stored ---------------------------------------------------------------
@@ -250,22 +234,6 @@ def storage_extents(
                 add(dsid.get_chunk_info(i))
         return tuple(found)
     return None
-
-
-def storage_options(dsid: h5py.h5d.DatasetID, dcpl: Any = None) -> tuple[Any, ...]:
-    """Everything besides the stored bytes that decides what a dataset reads as.
-
-    Layout, chunk shape, the filter pipeline (id, flags, parameters) and, for chunked data
-    (where missing chunks read as it), the fill value.
-    """
-    dcpl = dcpl or dsid.get_create_plist()
-    layout = dcpl.get_layout()
-    if layout != h5py.h5d.CHUNKED:
-        return (layout,)
-    filters = tuple(dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters()))
-    fill = np.zeros((1,), dsid.dtype)
-    dcpl.get_fill_value(fill)
-    return (layout, dcpl.get_chunk(), filters, fill.tobytes())
 
 
 class RawFiles:
@@ -340,3 +308,273 @@ class RawFiles:
             if tail and not self.same_bytes(end - tail, end - tail, tail):
                 return False
         return True
+
+
+# --- the one verifier -------------------------------------------------------------------------
+# Every conversion's output is checked here, tensor by tensor, against the stored tensor it
+# came from: stored bytes and storage options where the writer moved or copied bytes, values
+# where it wrote them anew; in constant memory for every HDF5 file (plain or inside a .keras).
+
+
+@dataclass(frozen=True)
+class OpenedH5:
+    """An HDF5 file opened for verification, and where its bytes lie on disk."""
+
+    file: h5py.File
+    disk: Path  # the file whose bytes the dataset offsets refer to
+    base: int  # where the HDF5 address space starts in ``disk`` (member offset + userblock)
+
+
+class H5Files:
+    """HDF5 files (plain, or members of a zip) opened once each, closed together."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._open: dict[tuple[str, str | None], OpenedH5] = {}
+
+    def __enter__(self) -> H5Files:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def get(self, file: str, member: str | None) -> OpenedH5:
+        """The opened file holding datasets of ``file`` (its zip ``member``)."""
+        key = (os.path.abspath(file), member)
+        if key not in self._open:
+            if member is None:
+                f = self._stack.enter_context(open_h5(file))
+                self._open[key] = OpenedH5(f, Path(file), f.userblock_size)
+            else:
+                f, disk, start = self._stack.enter_context(open_h5_member(Path(file), member))
+                self._open[key] = OpenedH5(f, disk, start + f.userblock_size)
+        return self._open[key]
+
+    def dataset(self, loc: H5Location) -> tuple[h5py.h5d.DatasetID, OpenedH5]:
+        """The low-level dataset at ``loc`` and the file it is in."""
+        opened = self.get(loc.file, loc.member)
+        return h5py.h5d.open(opened.file.id, loc.path.encode("utf-8")), opened
+
+
+@dataclass(frozen=True)
+class TensorPair:
+    """A tensor of a written file, the source tensor it must equal, and how it was written."""
+
+    label: str  # the name used in messages ("dense_1/kernel:0", "optimizer Adam/iter:0")
+    source: TensorRef
+    output: TensorRef
+    how: WriteMode
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What :func:`compare_pairs` found: tensors and bytes checked, and every mismatch."""
+
+    tensors: int
+    bytes: int
+    mismatches: tuple[str, ...]
+
+
+def compare_pairs(pairs: Sequence[TensorPair], record: CopyRecord | None = None) -> Comparison:
+    """Compare every output tensor with its source; constant memory, any size.
+
+    ``moved`` and ``copied`` tensors must keep dtype, shape, storage options and stored bytes
+    (a ``moved`` one that sits where the copy ``record`` proves untouched is checked at both
+    ends only); ``encoded`` ones must hold the same dtype, shape and values. A file that cannot
+    be read is reported as one mismatch, not raised.
+    """
+    problems: list[str] = []
+    nbytes = 0
+    if record is not None and not record.holds_for(record.source, record.copy):
+        record = None  # either file changed since the copy: the record proves nothing
+    with H5Files() as files:
+        raw = _RawCache()
+        try:
+            for pair in pairs:
+                try:
+                    why = _compare(pair, files, raw, record)
+                except (CkptfixError, KeyError, OSError, RuntimeError, ValueError) as exc:
+                    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                    why = f"unreadable ({text})"
+                if why:
+                    problems.append(f"{pair.label}: {why}")
+                nbytes += pair.source.nbytes
+        finally:
+            raw.close()
+    return Comparison(len(pairs), nbytes, tuple(problems))
+
+
+class _RawCache:
+    """Raw readers for pairs of files on disk, opened once per pair."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[Path, Path], RawFiles] = {}
+
+    def get(self, a: Path, b: Path) -> RawFiles:
+        key = (a, b)
+        if key not in self._open:
+            self._open[key] = RawFiles(a, b)
+        return self._open[key]
+
+    def close(self) -> None:
+        for r in self._open.values():
+            r.close()
+
+
+def _compare(
+    pair: TensorPair, files: H5Files, raw: _RawCache, record: CopyRecord | None
+) -> str | None:
+    a, b = pair.source, pair.output
+    la, lb = a.location, b.location
+    if isinstance(la, H5Location) and isinstance(lb, H5Location):
+        ida, fa = files.dataset(la)
+        idb, fb = files.dataset(lb)
+        rec = record if pair.how == "moved" and _recorded(record, la, lb) else None
+        return compare_dataset_ids(
+            ida, idb, raw.get(fa.disk, fb.disk), fa.base, fb.base, rec, pair.how != "encoded"
+        )
+    if a.dtype != b.dtype:
+        return f"dtype {a.dtype} != {b.dtype}"
+    if a.shape != b.shape:
+        return f"shape {a.shape} != {b.shape}"
+    if isinstance(la, BundleLocation) and isinstance(lb, BundleLocation):
+        if la.size != lb.size:
+            return f"size {la.size} != {lb.size}"
+        ok = raw.get(Path(la.file), Path(lb.file)).same_bytes(la.offset, lb.offset, la.size)
+        return None if ok else "bytes differ"
+    if isinstance(la, BundleLocation) and isinstance(lb, H5Location):
+        idb, fb = files.dataset(lb)
+        return _compare_bundle_h5(la, h5py.Dataset(idb))
+    if isinstance(la, H5Location) and isinstance(lb, BundleLocation):
+        ida, fa = files.dataset(la)
+        return _compare_bundle_h5(lb, h5py.Dataset(ida))
+    return "no way to compare these storages"
+
+
+def _recorded(record: CopyRecord | None, a: H5Location, b: H5Location) -> bool:
+    """True when ``record`` is about the files of ``a`` (source) and ``b`` (its copy)."""
+    return (
+        record is not None
+        and a.member is None
+        and b.member is None
+        and os.path.abspath(a.file) == os.path.abspath(record.source)
+        and os.path.abspath(b.file) == os.path.abspath(record.copy)
+    )
+
+
+def compare_dataset_ids(
+    a: h5py.h5d.DatasetID,
+    b: h5py.h5d.DatasetID,
+    raw: RawFiles | None,
+    base_a: int,
+    base_b: int,
+    record: CopyRecord | None,
+    same_storage: bool,
+) -> str | None:
+    """None when two datasets hold the same dtype, shape (storage options) and bytes.
+
+    With ``raw`` (the two files' bytes on disk) stored bytes are compared at each dataset's
+    own offsets; equal values stored differently are then decided by decoding.
+    """
+    # Low-level ids: h5py's high-level Dataset costs more per tensor than reading a small one.
+    if a.dtype != b.dtype:
+        return f"dtype {a.dtype} != {b.dtype}"
+    if a.shape != b.shape:
+        return f"shape {a.shape} != {b.shape}"
+    pa, pb = a.get_create_plist(), b.get_create_plist()
+    if same_storage and storage_options(a, pa) != storage_options(b, pb):
+        return "storage options differ"
+    if a.shape is None or 0 in a.shape:
+        return None
+    if raw is not None:
+        ea = storage_extents(a, base_a, pa)
+        eb = storage_extents(b, base_b, pb)
+        if ea is not None and eb is not None:
+            if (
+                record is not None
+                and ea == eb
+                and all(record.untouched(x.offset, x.offset + x.length) for x in ea)
+                and raw.sampled(ea)
+            ):
+                return None  # the same copied bytes, never written since
+            if raw.same_extents(ea, eb):
+                return None
+            # stored bytes differ: decode, since equal values may be stored differently
+    return _compare_values(h5py.Dataset(a), h5py.Dataset(b))
+
+
+def compare_datasets(a: h5py.Dataset, b: h5py.Dataset) -> str | None:
+    """None when two datasets hold the same dtype, shape, storage options and bytes."""
+    fa, fb = a.file, b.file
+    if fa.driver != "sec2" or fb.driver != "sec2":
+        return compare_dataset_ids(a.id, b.id, None, 0, 0, None, True)
+    with RawFiles(fa.filename, fb.filename) as raw:
+        return compare_dataset_ids(
+            a.id, b.id, raw, fa.userblock_size, fb.userblock_size, None, True
+        )
+
+
+def _rows(shape: tuple[int, ...], itemsize: int) -> int:
+    row = itemsize
+    for s in shape[1:]:
+        row *= s
+    return max(1, BLOCK // max(1, row))
+
+
+def _compare_values(a: h5py.Dataset, b: h5py.Dataset) -> str | None:
+    """Compare decoded values, block by block, in two reused buffers."""
+    if a.ndim == 0:
+        return None if a[()].tobytes() == b[()].tobytes() else "bytes differ"
+    rows = _rows(a.shape, a.dtype.itemsize)
+    buf_a = np.empty((min(rows, a.shape[0]),) + a.shape[1:], a.dtype)
+    buf_b = np.empty_like(buf_a)
+    for start in range(0, a.shape[0], rows):
+        stop = min(a.shape[0], start + rows)
+        n = stop - start
+        a.read_direct(buf_a, np.s_[start:stop], np.s_[0:n])
+        b.read_direct(buf_b, np.s_[start:stop], np.s_[0:n])
+        if not np.array_equal(buf_a[:n].view(np.uint8), buf_b[:n].view(np.uint8)):
+            return f"bytes differ in rows {start}:{stop}"
+    return None
+
+
+def _compare_bundle_h5(loc: BundleLocation, ds: h5py.Dataset) -> str | None:
+    """Compare a bundle tensor's raw bytes with an HDF5 dataset's values (native order)."""
+    want = ds.dtype.itemsize * int(np.prod(ds.shape, dtype=np.int64))
+    if loc.size != want:
+        return f"size {loc.size} != {want}"
+    if ds.ndim == 0:
+        with open(loc.file, "rb") as fh:
+            data = os.pread(fh.fileno(), loc.size, loc.offset)
+        return None if data == ds[()].tobytes() else "bytes differ"
+    rows = _rows(ds.shape, ds.dtype.itemsize)
+    buf = np.empty((min(rows, ds.shape[0]),) + ds.shape[1:], ds.dtype)
+    row_bytes = buf[:1].nbytes
+    with open(loc.file, "rb") as fh:
+        for start in range(0, ds.shape[0], rows):
+            stop = min(ds.shape[0], start + rows)
+            n = stop - start
+            ds.read_direct(buf, np.s_[start:stop], np.s_[0:n])
+            data = os.pread(fh.fileno(), n * row_bytes, loc.offset + start * row_bytes)
+            if data != buf[:n].tobytes():
+                return f"bytes differ in rows {start}:{stop}"
+    return None
+
+
+def stray_datasets(loc_file: str, member: str | None, expected: set[str]) -> list[str]:
+    """Datasets of a written HDF5 file that no written tensor accounts for."""
+    found: list[str] = []
+    with H5Files() as files:
+        f = files.get(loc_file, member).file
+        names: list[bytes] = []
+        f.id.links.visit(
+            lambda raw, info: names.append(raw) if info.type == h5py.h5l.TYPE_HARD else None,
+            info=True,
+        )
+        for raw_name in names:
+            oid = h5py.h5o.open(f.id, raw_name)
+            if isinstance(oid, h5py.h5d.DatasetID):
+                path = "/" + raw_name.decode("utf-8", "replace")
+                if path not in expected:
+                    found.append(path)
+    return found

@@ -102,7 +102,7 @@ def serial(mixed: Path) -> tuple[ckptfix.BatchReport, Path, list[BatchProgress]]
     """The library, one job, with a progress callback."""
     out = mixed.parent / "out_serial"
     seen: list[BatchProgress] = []
-    report = ckptfix.convert_batch(mixed, out, jobs=1, infer=True, progress=seen.append)
+    report = ckptfix.convert_batch(mixed, out, jobs=1, progress=seen.append)
     return report, out, seen
 
 
@@ -151,7 +151,7 @@ def test_library_reports_every_input_in_order(serial, mixed: Path) -> None:
         "single model" in str(entries["single/template_model.h5"].reason)
     )
     assert "truncated" in str(entries["broken/truncated.h5"].reason)
-    assert "--reference" in str(entries["zfrozen/weights.h5"].reason)
+    assert "reference=" in str(entries["zfrozen/weights.h5"].reason)
     assert (report.files, report.converted, report.skipped, report.failed) == (11, 7, 2, 2)
     assert not report.ok and report.jobs == 1
     assert report.tensors == sum(e.tensors for e in report.entries if e.status == "converted")
@@ -269,25 +269,25 @@ def test_rerun_keeps_outputs_unless_force(serial, mixed: Path, tmp_path: Path) -
     shutil.copytree(first, out)
     before = outputs(out)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.h5")}
-    again = ckptfix.convert_batch(mixed, out, jobs=1, infer=True)
+    again = ckptfix.convert_batch(mixed, out, jobs=1)
     entries = rel_entries(again, mixed)
     for rel, (_f, status, *_r) in MIXED.items():
         e = entries[rel]
         if status == "converted":
             assert e.status == "skipped" and e.destination == str(out / rel)
-            assert "kept" in str(e.reason) and "--force" in str(e.reason)
+            assert "kept" in str(e.reason) and "force=True" in str(e.reason)
         else:
             assert e.status == status
     assert outputs(out) == before
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.h5")} == mtimes
     assert again.converted == 0 and again.skipped == 9 and again.failed == 2
 
-    forced = ckptfix.convert_batch(mixed, out, jobs=1, infer=True, force=True)
+    forced = ckptfix.convert_batch(mixed, out, jobs=1, force=True)
     entries = rel_entries(forced, mixed)
     for rel, (_f, status, *_r) in MIXED.items():
         assert entries[rel].status == status
         if status == "converted":
-            assert entries[rel].reason == "replaced the existing output (--force)"
+            assert entries[rel].reason == "replaced the existing output (force=True)"
     assert outputs(out) == before  # deterministic bytes
 
 
@@ -303,7 +303,7 @@ def test_rerun_reports_an_existing_output_that_does_not_match(tmp_path: Path) ->
     (e,) = report.entries
     assert (e.status, e.error, e.exit_code) == ("failed", "OutputError", 6)
     assert str(e.reason).startswith(f"expected the existing output {out / 'a.h5'} to match")
-    assert str(e.reason).endswith("pass --force to replace it")
+    assert str(e.reason).endswith("pass force=True to replace it")
     assert sha256(out / "a.h5") == before
     fixed = ckptfix.convert_batch([src], out, jobs=1, force=True)
     assert fixed.entries[0].status == "converted" and fixed.ok

@@ -67,11 +67,11 @@ def test_parallel_version_of_realworld_file_converts_back_exactly(
     assert report.replicas == replicas
     out = tmp_path / "single.h5"
     weights_only = "model_weights" not in h5py.File(single, "r")
-    if weights_only:  # no layout recorded: refused unless inference is asked for
-        with pytest.raises(ckptfix.LayoutUnknownError, match="--infer"):
-            ckptfix.convert_checkpoint(par, out)
+    if weights_only:  # no layout recorded: inferred by default, refused when exact is asked
+        with pytest.raises(ckptfix.LayoutUnknownError, match="exact=True.*reference="):
+            ckptfix.convert_checkpoint(par, out, exact=True)
         assert not out.exists()
-    result = ckptfix.convert_checkpoint(par, out, infer=weights_only)
+    result = ckptfix.convert_checkpoint(par, out)
     assert result.verified and result.template == "model_1" and result.replicas == replicas
     assert_same_as_single(out, single)
     assert sha256(par) == before
@@ -120,7 +120,7 @@ def test_names_without_colon_zero_and_str_attributes(tmp_path):
         names = read_attr_list(f, "layer_names")
         f.attrs["layer_names"] = np.asarray(names, dtype=h5py.string_dtype())
     out = tmp_path / "out.h5"
-    r = ckptfix.convert_checkpoint(par, out, infer=True)
+    r = ckptfix.convert_checkpoint(par, out)
     assert r.layout == "inferred" and r.tensors == 4
     assert_same_as_single(out, single)
 
@@ -142,7 +142,7 @@ def test_chunked_layer_names_and_weight_names(tmp_path):
     with h5py.File(par) as f:
         assert "weight_names0" in f["model_1"].attrs
     out = tmp_path / "out.h5"
-    ckptfix.convert_checkpoint(par, out, infer=True)
+    ckptfix.convert_checkpoint(par, out)
     with h5py.File(out) as f:
         assert "layer_names0" in f.attrs
         assert len(read_attr_list(f, "layer_names")) == 1500
@@ -166,7 +166,7 @@ def test_dataset_options_are_kept(tmp_path):
         g.create_dataset("out/kernel:0", data=np.ones((64, 2), "float64"))
         g.create_dataset("out/bias:0", data=np.zeros((2,), "float64"))
     out = tmp_path / "out.h5"
-    ckptfix.convert_checkpoint(par, out, infer=True)
+    ckptfix.convert_checkpoint(par, out)
     with h5py.File(out) as f:
         ds = f["conv/conv/kernel:0"]
         assert ds.chunks == (16, 16) and ds.compression == "gzip" and ds.shuffle
@@ -187,7 +187,7 @@ def test_empty_groups_and_weightless_template_layers(tmp_path):
     wrap_single_file(single, par, outputs=("dropout_1",))
     # a nested template with one layer looks like a plain layer by names: its weights are
     # stored under 'dense_1/...' in group 'model_1', which is enough to see it is nested
-    r = ckptfix.convert_checkpoint(par, tmp_path / "o.h5", infer=True)
+    r = ckptfix.convert_checkpoint(par, tmp_path / "o.h5")
     assert r.layers == 1 and r.tensors == 1
 
 
@@ -205,12 +205,14 @@ def test_several_nested_models_need_template(tmp_path):
             ),
         )
     with pytest.raises(
-        ckptfix.AmbiguousTemplateError, match=r"found 2 \(encoder, decoder\); pass --template"
+        ckptfix.AmbiguousTemplateError, match=r"found 2 \(encoder, decoder\); pass template="
     ):
         ckptfix.convert_checkpoint(par, tmp_path / "o.h5")
-    with pytest.raises(ckptfix.LayoutError, match="nested models in the file: encoder, decoder"):
+    with pytest.raises(
+        ckptfix.TemplateNotFoundError, match="nested models in the file: encoder, decoder"
+    ):
         ckptfix.convert_checkpoint(par, tmp_path / "o.h5", template="nope")
-    r = ckptfix.convert_checkpoint(par, tmp_path / "o.h5", template="decoder", infer=True)
+    r = ckptfix.convert_checkpoint(par, tmp_path / "o.h5", template="decoder")
     assert r.template == "decoder" and r.tensors == 2 and not r.replicas
     assert any("dropped" in w for w in r.warnings)
     with h5py.File(tmp_path / "o.h5") as f:
@@ -241,8 +243,8 @@ def test_frozen_layer_in_tail_is_refused_without_reference(tmp_path):
             f, [("input_1", []), ("lambda_1", []), ("lambda_2", []), *nested, ("dense_3", [])]
         )
     before = sha256(par)
-    with pytest.raises(ckptfix.LayoutError, match="dense_2.*frozen.*--reference"):
-        ckptfix.convert_checkpoint(par, tmp_path / "o.h5", infer=True)
+    with pytest.raises(ckptfix.LayoutError, match="dense_2.*frozen.*reference="):
+        ckptfix.convert_checkpoint(par, tmp_path / "o.h5")
     assert not (tmp_path / "o.h5").exists() and sha256(par) == before
     report = ckptfix.inspect_checkpoint(par)
     assert report.parallel and report.replicas == 2 and report.layout is None
@@ -294,7 +296,7 @@ def test_out_of_order_auto_names_are_refused(tmp_path):
             f, [("input_1", []), ("lambda_1", []), ("lambda_2", []), *nested, ("dense_2", [])]
         )
     with pytest.raises(ckptfix.LayoutError, match="creation order"):
-        ckptfix.convert_checkpoint(par, tmp_path / "o.h5", infer=True)
+        ckptfix.convert_checkpoint(par, tmp_path / "o.h5")
 
 
 def test_reference_that_does_not_match_is_refused(tmp_path, realworld):
@@ -320,13 +322,13 @@ def test_destination_rules(tmp_path, realworld):
         ckptfix.convert_checkpoint(par, tmp_path / "link.h5", force=True)
     out = tmp_path / "out.h5"
     out.write_bytes(b"keep me")
-    with pytest.raises(ckptfix.OutputError, match="--force"):
-        ckptfix.convert_checkpoint(par, out, infer=True)
+    with pytest.raises(ckptfix.OutputError, match="force=True"):
+        ckptfix.convert_checkpoint(par, out)
     assert out.read_bytes() == b"keep me"
-    ckptfix.convert_checkpoint(par, out, force=True, infer=True)
+    ckptfix.convert_checkpoint(par, out, force=True)
     assert ckptfix.verify_conversion(par, out).ok
     with pytest.raises(ckptfix.OutputError, match="create it first"):
-        ckptfix.convert_checkpoint(par, tmp_path / "missing" / "out.h5", infer=True)
+        ckptfix.convert_checkpoint(par, tmp_path / "missing" / "out.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.h5", "out.h5", "par.h5"]
 
 
@@ -334,7 +336,7 @@ def test_verify_detects_a_changed_tensor(tmp_path, realworld):
     par = tmp_path / "par.h5"
     wrap_single_file(realworld / "DeepAnomaly__lstm_model.h5", par, outputs=("activation_3",))
     out = tmp_path / "out.h5"
-    ckptfix.convert_checkpoint(par, out, infer=True)
+    ckptfix.convert_checkpoint(par, out)
     with h5py.File(out, "r+") as f:
         ds = f["dense_2/dense_2/bias:0"]
         ds[0] = ds[0] + 1

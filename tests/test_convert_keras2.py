@@ -120,25 +120,26 @@ def test_weights_only_with_reference_is_exact(tf_keras, keras3, tmp_path, case, 
 
 @pytest.mark.parametrize("case", CASES)
 def test_weights_only_without_reference(tf_keras, tmp_path, case):
-    """Refused by default; with --infer exact where names tell, refused where they cannot."""
+    """Inferred by default (and said so); refused with exact=True or where names cannot tell."""
     src = K2 / case / "parallel_weights.h5"
     out = tmp_path / "single.h5"
-    with pytest.raises(ckptfix.LayoutUnknownError, match="--reference.*--infer"):
-        ckptfix.convert_checkpoint(src, out)
+    with pytest.raises(ckptfix.LayoutUnknownError, match="exact=True.*reference="):
+        ckptfix.convert_checkpoint(src, out, exact=True)
     assert not out.exists()
     model = fresh_tf_keras_template(tf_keras, case)
     if case == "frozen":
         with pytest.raises(ckptfix.LayoutError, match="frozen"):
-            ckptfix.convert_checkpoint(src, out, infer=True)
+            ckptfix.convert_checkpoint(src, out)
         assert not out.exists()
         return
-    r = ckptfix.convert_checkpoint(src, out, infer=True)
-    assert r.layout == "inferred" and r.warnings
+    r = ckptfix.convert_checkpoint(src, out)
+    assert r.layout == "inferred" and r.warnings and "layout inferred" in r.warnings[0]
     if case == "nested":
         # the nested encoder cannot be seen in a weights-only file: Keras refuses loudly,
-        # never silently (which is why inference is opt-in)
-        with pytest.raises(ValueError, match="layers"):
+        # never silently, with the symptom the warning names
+        with pytest.raises(ValueError, match="Layer count mismatch.*expected 2 layers, found 4"):
             model.load_weights(str(out))
+        assert "Layer count mismatch … expected M layers, found N saved layers" in r.warnings[0]
         return
     model.load_weights(str(out))
     assert_arrays_equal(model.get_weights(), reference_arrays(tf_keras, case))

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 import ckptfix
 from ckptfix.cli import app
 from ckptfix.h5util import read_attr_list
-from ckptfix.render import render_report, report_json
-from ckptfix.report import LayerEntry, TensorEntry
+from ckptfix.render import render_report
+from ckptfix.report import LayerEntry, TensorEntry, to_json
 from tests.conftest import FIXTURES, sha256
 from tests.h5build import REALWORLD_FILES, wrap_single_file, write_layers
 
@@ -115,11 +115,13 @@ def test_keras2_parallel_fixture_matches_manifest(case, kind):
         assert r.optimizer.tensors == len(m["optimizer"]["weight_names"])
     elif m["frozen"]:
         # Weights-only with a frozen layer among trainable ones: order unknowable, said so.
-        assert r.layout is None and r.layout_note and "--reference" in r.layout_note
+        assert r.layout is None and r.layout_note and "reference=" in r.layout_note
         assert r.convert_command is not None and "--reference" in r.convert_command
     else:
+        # Inferred by default: the fix command needs no flag; the note says how to be exact.
         assert r.layout == "inferred" and r.layout_source == "names"
-        assert r.convert_command is not None and r.convert_command.endswith(" --infer")
+        assert r.convert_command is not None and "--" not in r.convert_command
+        assert r.layout_note and "reference=" in r.layout_note
         assert not r.optimizer.present
     assert r.convert_command is not None and r.convert_command.startswith("ckptfix convert ")
     assert sha256(src) == before
@@ -250,9 +252,7 @@ def test_realworld_file_wrapped_in_parallel_is_described(realworld, tmp_path, na
     assert (r.tensors, r.parameters) == (tensors, params)
     assert r.layout in ("exact", "inferred")
     command = f"ckptfix convert {par} {tmp_path / 'parallel.single.h5'}"
-    if r.layout == "inferred":  # convert asks for inference explicitly
-        command += " --infer"
-    assert r.convert_command == command
+    assert r.convert_command == command  # inferred layouts convert by default, exact ones too
 
 
 # --- structures that are described, not refused -----------------------------------------------
@@ -293,7 +293,9 @@ def test_several_nested_models_ask_for_template(tmp_path):
         )
     r = ckptfix.inspect_checkpoint(path)
     assert r.candidates == ("enc", "dec") and r.template is None
-    assert r.convert_command is not None and r.convert_command.endswith("--template NAME")
+    # runnable as printed: the first candidate; the note lists the others
+    assert r.convert_command is not None and r.convert_command.endswith("--template enc")
+    assert any("enc, dec" in n for n in r.notes)
     chosen = ckptfix.inspect_checkpoint(path, template="dec")
     assert chosen.template == "dec" and chosen.tensors == 1 and chosen.parameters == 6
     assert chosen.convert_command is not None and "--template dec" in chosen.convert_command
@@ -398,7 +400,7 @@ def test_json_schema_is_the_documented_one():
 def test_json_of_every_fixture_round_trips_the_report():
     for path in sorted((FIXTURES / "keras2").glob("*/*.h5")):
         r = ckptfix.inspect_checkpoint(path)
-        d = json.loads(json.dumps(report_json(r)))
+        d = json.loads(json.dumps(to_json(r)))
         assert list(d) == JSON_KEYS
         assert sum(len(x["weights"]) for x in d["layers"]) == d["tensors"] == r.tensors
 

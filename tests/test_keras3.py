@@ -20,17 +20,16 @@ import pytest
 from typer.testing import CliRunner
 
 from ckptfix.cli import app
-from ckptfix.convert import ConvertOptions, convert_checkpoint
+from ckptfix.convert import convert_checkpoint
 from ckptfix.errors import (
     AmbiguousTemplateError,
     CorruptCheckpointError,
     ExitCode,
-    LayoutError,
     NotACheckpointError,
     NothingToConvertError,
+    TemplateNotFoundError,
 )
-from ckptfix.formats import keras_archive
-from ckptfix.inspect import inspect_checkpoint
+from ckptfix.report import inspect_checkpoint
 from tests.conftest import FIXTURES, fixture_module, sha256
 
 K3 = FIXTURES / "keras3"
@@ -156,17 +155,21 @@ def test_inspect_parallel(ext: str):
         assert r.keras_version and r.keras_version.startswith("3.")
     assert r.optimizer.present and r.optimizer.iterations == m["optimizer_iterations"]
     assert r.optimizer.tensors == m["optimizer_variables"] and r.optimizer.slots == 16
-    assert r.convert_command == f"ckptfix convert {_src('parallel', ext).name} OUT"
+    src = _src("parallel", ext)
+    out = src.with_name("wrapper.single." + ("weights.h5" if ext == "h5" else "keras"))
+    assert r.convert_command == f"ckptfix convert {src} {out}"  # runnable, path-complete
 
 
 def test_inspect_two_nested_models_lists_candidates():
     r = inspect_checkpoint(_src("autoencoder", "keras"))
     assert r.wrapped and not r.parallel and r.template is None
     assert r.candidates == ("encoder", "decoder")
-    assert r.convert_command == "ckptfix convert wrapper.keras OUT --template NAME"
-    # The format module describes one chosen candidate (``ckptfix inspect --template``).
-    opts = ConvertOptions(template="decoder")
-    chosen = keras_archive.inspect_checkpoint(_src("autoencoder", "keras"), "keras3-archive", opts)
+    src = _src("autoencoder", "keras")
+    assert r.convert_command == (
+        f"ckptfix convert {src} {src.with_name('wrapper.single.keras')} --template encoder"
+    )
+    # One chosen candidate is described (``ckptfix inspect --template``).
+    chosen = inspect_checkpoint(_src("autoencoder", "keras"), template="decoder")
     assert chosen.template == "decoder" and chosen.tensors == 8
     assert [x.name for x in chosen.layers if x.weights] == ["dec_hidden", "dec_bn", "dec_out"]
 
@@ -204,10 +207,10 @@ def test_several_nested_models_need_a_template(tmp_path: Path, ext: str):
     out = tmp_path / ("out.weights.h5" if ext == "h5" else "out.keras")
     with pytest.raises(AmbiguousTemplateError) as exc:
         convert_checkpoint(_src("autoencoder", ext), out)
-    assert "found 2 (encoder, decoder); pass --template NAME" in _one_line(exc.value)
-    with pytest.raises(LayoutError) as exc2:
+    assert "found 2 (encoder, decoder); pass template=NAME" in _one_line(exc.value)
+    with pytest.raises(TemplateNotFoundError) as exc2:
         convert_checkpoint(_src("autoencoder", ext), out, template="functional")
-    assert "found encoder, decoder; pass one of these names" in _one_line(exc2.value)
+    assert "(nested models in the file: encoder, decoder); pick one" in _one_line(exc2.value)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 CHECK = (
-    "import sys, ckptfix, ckptfix.cli, ckptfix.convert, ckptfix.inspect;"
-    "from ckptfix.formats import legacy_h5;"
+    "import sys, ckptfix, ckptfix.cli, ckptfix.convert, ckptfix.report, ckptfix.storage;"
+    "from ckptfix.formats import registry; registry();"
     "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
     "('tensorflow', 'keras', 'tf_keras', 'jax', 'torch'));"
     "print(bad); sys.exit(1 if bad else 0)"

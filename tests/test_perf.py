@@ -21,8 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ckptfix
-from ckptfix import storage
-from ckptfix.formats import legacy_h5
+from ckptfix import formats, storage
+from ckptfix.convert import verify_output
+from ckptfix.formats.base import WriteOptions
+from ckptfix.formats.keras2_h5 import FORMAT as KERAS2
 from ckptfix.h5util import read_attr_list
 from tests.conftest import FIXTURES, sha256
 
@@ -102,13 +104,11 @@ def bytes_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     ids=lambda p: f"{p.parent.name}/{p.name}",
 )
 def test_write_log_sees_every_changed_byte(src: Path, tmp_path: Path) -> None:
-    ck = legacy_h5.read_checkpoint(src)
-    plan = legacy_h5.plan_conversion(ck, infer=True)
+    ck = ckptfix.read_checkpoint(src)
     out = tmp_path / "out.h5"
     before = sha256(src)
-    legacy_h5.write_plan(plan, out)
+    record = write_keras2(ck, out)
     assert sha256(src) == before
-    record = storage.take_record(src, out)
     assert record is not None and record.copied == src.stat().st_size
     a, b = src.read_bytes(), out.read_bytes()
     changed = np.flatnonzero(
@@ -120,7 +120,7 @@ def test_write_log_sees_every_changed_byte(src: Path, tmp_path: Path) -> None:
         assert not record.untouched(int(pos), int(pos) + 1), pos
     # and every tensor of the template lies where nothing was written
     with h5py.File(out, "r") as f:
-        root = f[ck.root]
+        root = f["/model_weights" if ck.full_model else "/"]
         for layer in read_attr_list(root, "layer_names"):
             for w in read_attr_list(root[layer], "weight_names"):
                 ext = storage.storage_extents(root[layer][w].id, f.userblock_size)
@@ -171,22 +171,30 @@ def test_write_log_keeps_the_disk_full_error() -> None:
     assert log.error is not None and log.error.errno == errno.ENOSPC
 
 
+def write_keras2(ck: ckptfix.Checkpoint, out: Path) -> storage.CopyRecord | None:
+    """Write ``ck``'s Keras 2 conversion to ``out``; the writer's copy record."""
+    written = KERAS2.write(ck, out, WriteOptions())
+    return written.copy_record
+
+
 def test_record_is_dropped_when_either_file_changes(tmp_path: Path) -> None:
     src = tmp_path / "par.h5"
     write_parallel(src)
-    ck = legacy_h5.read_checkpoint(src)
-    plan = legacy_h5.plan_conversion(ck, infer=True)
+    ck = ckptfix.read_checkpoint(src)
     out = tmp_path / "out.h5"
-    legacy_h5.write_plan(plan, out)
+    record = write_keras2(ck, out)
+    assert record is not None and record.holds_for(src, out)
     st_before = out.stat()
     os.utime(out, ns=(st_before.st_atime_ns, st_before.st_mtime_ns))  # ctime moves on
-    assert storage.take_record(src, out) is None
+    assert not record.holds_for(src, out)
     out.unlink()
-    legacy_h5.write_plan(plan, out)
+    record = write_keras2(ck, out)
+    assert record is not None and record.holds_for(src, out)
     os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 1))
-    assert storage.take_record(src, out) is None
-    legacy_h5.write_plan(plan, tmp_path / "other.h5")
-    assert storage.take_record(tmp_path / "copy_of_src.h5", tmp_path / "other.h5") is None
+    assert not record.holds_for(src, out)
+    record = write_keras2(ck, tmp_path / "other.h5")
+    assert record is not None and record.holds_for(src, tmp_path / "other.h5")
+    assert not record.holds_for(tmp_path / "copy_of_src.h5", tmp_path / "other.h5")
 
 
 # --- verification: proof where it holds, every byte elsewhere ----------------------------
@@ -198,7 +206,7 @@ def test_convert_proves_untouched_tensors_without_reading_them(
     src = tmp_path / "par.h5"
     tensors = write_parallel(src, big=True)
     before = sha256(src)
-    r = ckptfix.convert_checkpoint(src, tmp_path / "out.h5", infer=True)
+    r = ckptfix.convert_checkpoint(src, tmp_path / "out.h5")
     assert r.verified and sha256(src) == before
     # the proof still compares both ends of each tensor, and nothing more
     assert bytes_read and max(bytes_read) <= storage.SAMPLE
@@ -212,7 +220,7 @@ def test_verify_without_record_reads_every_byte(tmp_path: Path, bytes_read: list
     src = tmp_path / "par.h5"
     tensors = write_parallel(src, big=True)
     out = tmp_path / "out.h5"
-    ckptfix.convert_checkpoint(src, out, infer=True)
+    ckptfix.convert_checkpoint(src, out)
     bytes_read.clear()
     v = ckptfix.verify_conversion(src, out)  # the writer's record was used up by convert
     assert v.ok
@@ -223,7 +231,7 @@ def test_verify_finds_a_byte_changed_deep_inside_a_tensor(tmp_path: Path) -> Non
     src = tmp_path / "par.h5"
     write_parallel(src, big=True)
     out = tmp_path / "out.h5"
-    ckptfix.convert_checkpoint(src, out, infer=True)
+    ckptfix.convert_checkpoint(src, out)
     offset, length = tensor_extent(out, "dense_1", "dense_1/kernel:0")
     assert length > storage.BLOCK
     flip_byte(out, offset + storage.BLOCK + 12345)  # past the first block, far from the ends
@@ -232,15 +240,21 @@ def test_verify_finds_a_byte_changed_deep_inside_a_tensor(tmp_path: Path) -> Non
     assert v.mismatches == ("dense_1/kernel:0: bytes differ in rows 16384:20480",)
 
 
+def verify_with(ck: ckptfix.Checkpoint, out: Path, record: storage.CopyRecord | None):
+    """The write-time verification of ``out``, with the writer's ``record``."""
+    fmt, fid = formats.sniff(out)
+    return verify_output(ck, fmt, fid, fmt.plan(ck), out, record)
+
+
 def test_stale_record_falls_back_to_reading_every_byte(tmp_path: Path) -> None:
     src = tmp_path / "par.h5"
     write_parallel(src, big=True)
-    ck = legacy_h5.read_checkpoint(src)
+    ck = ckptfix.read_checkpoint(src)
     out = tmp_path / "out.h5"
-    legacy_h5.write_plan(legacy_h5.plan_conversion(ck, infer=True), out)
+    record = write_keras2(ck, out)
     offset, length = tensor_extent(out, "dense_1", "dense_1/kernel:0")
     flip_byte(out, offset + length // 2)  # changes the file after the record was made
-    v = legacy_h5.verify_conversion(src, out)
+    v = verify_with(ck, out, record)
     assert not v.ok and v.mismatches[0].startswith("dense_1/kernel:0: bytes differ in rows")
 
 
@@ -249,9 +263,8 @@ def test_written_range_over_a_tensor_is_read_in_full(tmp_path: Path, bytes_read:
     src = tmp_path / "par.h5"
     write_parallel(src, big=True)
     out = tmp_path / "out.h5"
-    ck = legacy_h5.read_checkpoint(src)
-    legacy_h5.write_plan(legacy_h5.plan_conversion(ck, infer=True), out)
-    record = storage.take_record(src, out)
+    ck = ckptfix.read_checkpoint(src)
+    record = write_keras2(ck, out)
     assert record is not None
     offset, length = tensor_extent(out, "dense_1", "dense_1/kernel:0")
     hit = storage.CopyRecord(
@@ -261,11 +274,9 @@ def test_written_range_over_a_tensor_is_read_in_full(tmp_path: Path, bytes_read:
         record.copy_id,
         record.copied,
         tuple(sorted(record.written + ((offset + 100, offset + 101),))),
-        note=record.note,
     )
-    storage.keep_record(hit)
     bytes_read.clear()
-    assert legacy_h5.verify_conversion(src, out).ok
+    assert verify_with(ck, out, hit).ok
     assert sum(bytes_read) >= length  # read in full, not sampled
 
 
@@ -273,7 +284,7 @@ def test_chunked_compressed_tensors_stay_bit_exact(tmp_path: Path) -> None:
     src = tmp_path / "par.h5"
     tensors = write_parallel(src, chunked=True)
     out = tmp_path / "out.h5"
-    ckptfix.convert_checkpoint(src, out, infer=True)
+    ckptfix.convert_checkpoint(src, out)
     with h5py.File(src, "r") as fs, h5py.File(out, "r") as fd:
         for w, arr in tensors.items():
             a, b = fs["model_1"][w], fd[w.split("/")[0]][w]
@@ -295,7 +306,7 @@ def test_changed_compressed_chunk_is_found(tmp_path: Path) -> None:
     src = tmp_path / "par.h5"
     write_parallel(src, chunked=True)
     out = tmp_path / "out.h5"
-    ckptfix.convert_checkpoint(src, out, infer=True)
+    ckptfix.convert_checkpoint(src, out)
     with h5py.File(out, "r+") as f:
         ds = f["dense_1"]["dense_1/kernel:0"]
         data = ds[()]
@@ -314,9 +325,9 @@ def test_compare_datasets_equal_values_stored_differently(tmp_path: Path) -> Non
         b = f.create_dataset("b", data=arr, chunks=(4, 8), compression="gzip")
         c = f.create_dataset("c", data=arr, chunks=(4, 8), compression="gzip", compression_opts=9)
         d = f.create_dataset("d", data=arr.astype(">f4"))
-        assert legacy_h5.compare_datasets(a, b) is None
-        assert legacy_h5.compare_datasets(a, c) == "storage options differ"
-        assert legacy_h5.compare_datasets(f.create_dataset("e", data=arr), d) == (
+        assert storage.compare_datasets(a, b) is None
+        assert storage.compare_datasets(a, c) == "storage options differ"
+        assert storage.compare_datasets(f.create_dataset("e", data=arr), d) == (
             "dtype float32 != >f4"
         )
 

@@ -69,7 +69,7 @@ def temps(folder: Path) -> list[Path]:
 CHILD = """
 import sys, time, ckptfix
 sys.stdout.write("ready\\n"); sys.stdout.flush()
-ckptfix.convert_checkpoint(sys.argv[1], sys.argv[2], infer=True, force=True)
+ckptfix.convert_checkpoint(sys.argv[1], sys.argv[2], force=True)
 sys.stdout.write("done\\n"); sys.stdout.flush()
 """
 
@@ -82,7 +82,7 @@ def test_sigkill_leaves_nothing_or_a_complete_verified_file(tmp_path):
     dst = out / "single.h5"
     # How long one conversion takes here, to spread the kills over all its stages.
     t0 = time.perf_counter()
-    ckptfix.convert_checkpoint(src, dst, infer=True)
+    ckptfix.convert_checkpoint(src, dst)
     span = time.perf_counter() - t0
     dst.unlink()
     outcomes = {"absent": 0, "complete": 0}
@@ -115,7 +115,7 @@ def test_sigkill_leaves_nothing_or_a_complete_verified_file(tmp_path):
     # The next run into the folder removes the strays of dead processes, then succeeds.
     stray = out / f".{dst.name}{TEMP_MARK}{killed_pids[0]}-deadbeef"
     stray.write_bytes(b"partial")
-    result = ckptfix.convert_checkpoint(src, dst, infer=True)
+    result = ckptfix.convert_checkpoint(src, dst)
     assert result.verified and dst.is_file()
     assert temps(out) == []
     assert sorted(p.name for p in out.iterdir()) == [dst.name]
@@ -171,7 +171,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(tmp_path, small_fs):
         fs = small_fs(cap)
         dst = fs / "single.h5"
         try:
-            result = ckptfix.convert_checkpoint(src, dst, infer=True)
+            result = ckptfix.convert_checkpoint(src, dst)
         except ckptfix.OutputError as exc:
             failures += 1
             msg = str(exc)
@@ -206,7 +206,7 @@ def test_disk_full_at_every_stage_of_every_format(tmp_path, small_fs, fixture):
     for cap in range(4096, src.stat().st_size + (48 << 10), 8192):
         fs = small_fs(cap)
         try:
-            ckptfix.convert_checkpoint(src, fs / dst_name, infer=True)
+            ckptfix.convert_checkpoint(src, fs / dst_name)
         except ckptfix.OutputError as exc:
             assert str(exc).startswith(f"expected room to write {dst_name}; found the disk full")
             assert list(fs.iterdir()) == []

@@ -1,12 +1,22 @@
-"""One module per checkpoint format; :func:`detect_format` tells which one a path holds."""
+"""One module per checkpoint format, in one registry.
+
+:func:`sniff` tells which format a path holds (reading its first bytes and, for HDF5, its
+top-level names once for every format); :func:`writer_for` picks the format that writes a
+destination, by its name. Adding a format is one module plus one line in :func:`registry`.
+"""
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from pathlib import Path
 
-from ..errors import NotACheckpointError, UnsupportedFormatError
-from ..h5util import HDF5_SIGNATURE, require_file
+import h5py
+
+from ..checkpoint import Checkpoint
+from ..errors import NotACheckpointError, OutputError, UnsupportedFormatError
+from ..h5util import HDF5_SIGNATURE, damaged_file_errors, open_h5, require_file
+from .base import Format, Probe
 
 KERAS2_WEIGHTS = "keras2-h5-weights"
 KERAS2_MODEL = "keras2-h5-model"
@@ -14,20 +24,33 @@ KERAS3_WEIGHTS = "keras3-weights"
 KERAS3_ARCHIVE = "keras3-archive"
 
 
-def detect_format(path: str | Path) -> str:
-    """Say which checkpoint format ``path`` holds, from its first bytes and structure.
+@functools.cache
+def registry() -> tuple[Format, ...]:
+    """Every format, in sniffing order (Keras 2 HDF5 before Keras 3's, which is HDF5 too)."""
+    from . import keras2_h5, keras3_archive, keras3_weights
 
-    Returns one of ``keras2-h5-weights``, ``keras2-h5-model``, ``keras3-weights``,
-    ``keras3-archive``.
+    return (keras2_h5.FORMAT, keras3_weights.FORMAT, keras3_archive.FORMAT)
+
+
+def by_id(fmt: str) -> Format:
+    """The format that reads the format id ``fmt``."""
+    for f in registry():
+        if fmt in f.ids:
+            return f
+    raise KeyError(fmt)
+
+
+def sniff(path: str | Path) -> tuple[Format, str]:
+    """Say which format ``path`` holds: (the format, its format id). Reads a few bytes.
 
     Raises:
         UnsupportedFormatError: a TF-format checkpoint or a SavedModel folder.
-        NotACheckpointError: anything else.
+        NotACheckpointError: anything else that no format reads.
     """
     p = Path(path)
-    tf_ckpt = _tf_checkpoint_hint(p)
-    if tf_ckpt:
-        raise UnsupportedFormatError(tf_ckpt)
+    hint = _tf_checkpoint_hint(p)
+    if hint:
+        raise UnsupportedFormatError(hint)
     require_file(p)
     try:
         with open(p, "rb") as fh:
@@ -37,17 +60,67 @@ def detect_format(path: str | Path) -> str:
             f"expected a readable file; found {p} cannot be read ({exc.strerror}); "
             "check permissions"
         ) from exc
+    probe = Probe(p, head)
     if head == HDF5_SIGNATURE:
-        from ..h5util import damaged_file_errors
-        from .legacy_h5 import sniff_hdf5
-
-        with damaged_file_errors(p):
-            return sniff_hdf5(p)
-    if head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(p):
-        return KERAS3_ARCHIVE
+        with damaged_file_errors(p), open_h5(p) as f:
+            keys = list(f.keys())
+            probe.h5_keys = frozenset(keys)
+            probe.h5_attrs = frozenset(f.attrs.keys())
+            probe.h5_groups = frozenset(k for k in keys if f.get(k, getclass=True) is h5py.Group)
+    for fmt in registry():
+        fid = fmt.sniff(probe)
+        if fid is not None:
+            return fmt, fid
+    if probe.h5_keys is not None:
+        keys5 = sorted(probe.h5_keys)[:5]
+        raise NotACheckpointError(
+            f"expected a Keras checkpoint (layer_names, model_weights or layers/vars); found an "
+            f"HDF5 file without them ({p.name}; top-level keys: {keys5 or 'none'}); "
+            "this HDF5 file was not written by Keras"
+        )
     raise NotACheckpointError(
         f"expected a Keras checkpoint (HDF5 .h5 or .keras zip); found a file of another kind "
         f"({p.name}, starts with {head[:8]!r}); check the path or the download"
+    )
+
+
+def is_zip(probe: Probe) -> bool:
+    """True when the probed file is a zip archive."""
+    return probe.head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(probe.path)
+
+
+def writer_for(dst: str | Path, ck: Checkpoint) -> tuple[Format, str]:
+    """The format that writes ``dst`` for ``ck`` (picked by the destination's name).
+
+    Raises:
+        OutputError: no format writes such a name for this checkpoint (Keras picks its
+            loader by suffix, so the name decides what Keras will read).
+    """
+    d = Path(dst)
+    named = [(f, fid) for f in registry() if (fid := f.writes(d, ck)) is not None]
+    for f, fid in named:
+        if f.accepts(ck):
+            return f, fid
+    own = by_id(ck.format)
+    suggestion = own.suggest(Path(ck.path)).name
+    if named:
+        return _refuse_name(d, ck, suggestion, named[0][0].name)
+    return _refuse_name(d, ck, suggestion, None)
+
+
+def _refuse_name(d: Path, ck: Checkpoint, suggestion: str, other: str | None) -> tuple[Format, str]:
+    if ck.family == "keras2":
+        expected = "a Keras 2 output name ending in .h5 or .hdf5 (not .weights.h5)"
+    elif ck.format == KERAS3_WEIGHTS:
+        expected = "a Keras 3 weights output name ending in .weights.h5"
+    elif ck.format == KERAS3_ARCHIVE:
+        expected = "a .keras output name for a Keras 3 archive"
+    else:
+        expected = "an output name of a format this checkpoint converts to"
+    which = f"a {other} name" if other else "a name no Keras loader reads as this format"
+    raise OutputError(
+        f"expected {expected}; found {d.name!r}, {which} that Keras would read as another "
+        f"format; name it like {suggestion}"
     )
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from ..checkpoint import Checkpoint, Family, TensorRef
+from ..checkpoint import Checkpoint, Family, TensorRef, WriteMode
 from ..errors import OptionNotSupportedError
+from ..storage import CopyRecord
 
 #: ``progress(done_bytes, total_bytes)``, called while tensors are written.
 ProgressCallback = Callable[[int, int], None]
@@ -38,9 +39,7 @@ class ReadOptions:
 
     def given(self) -> frozenset[str]:
         """Names of the options set to something other than their default."""
-        return frozenset(
-            f.name for f in fields(self) if getattr(self, f.name) not in (None, False)
-        )
+        return frozenset(f.name for f in fields(self) if getattr(self, f.name) not in (None, False))
 
 
 @dataclass(frozen=True)
@@ -48,9 +47,6 @@ class WriteOptions:
     """What a writer may be told."""
 
     progress: ProgressCallback | None = None
-
-
-WriteMode = Literal["moved", "copied", "encoded"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +62,11 @@ class WrittenTensor:
     path: str  # the dataset path in the written HDF5 file (or the key in a TF bundle)
     source: TensorRef
     how: WriteMode
+    name: str  # the weight's name, for messages ("dense_1/kernel:0", "optimizer Adam/iter:0")
+
+
+#: (model tensors in load order, optimizer tensors): what a writer would write, and from where.
+Planned = tuple[tuple[WrittenTensor, ...], tuple[WrittenTensor, ...]]
 
 
 @dataclass(frozen=True)
@@ -83,16 +84,26 @@ class Written:
     optimizer: tuple[WrittenTensor, ...] = ()
     member: str | None = None  # the zip member holding the HDF5 weights (.keras)
     full_model: bool = False
-    copy_record: object | None = None  # storage.CopyRecord (typed there; avoids a cycle)
+    copy_record: CopyRecord | None = None
     warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class Probe:
+    """What sniffing needs of a path, read once and shared by every format's ``sniff``."""
+
+    path: Path
+    head: bytes  # the first 8 bytes ("" for a folder)
+    h5_keys: frozenset[str] | None = None  # an HDF5 file's top-level members
+    h5_attrs: frozenset[str] | None = None  # and its root attributes
+    h5_groups: frozenset[str] | None = None  # the top-level members that are groups
 
 
 class Format(Protocol):
     """A checkpoint format: sniff, read into a Checkpoint, write one out.
 
-    ``ids`` are the format ids it reads (``Checkpoint.format``); ``read_options`` and
-    ``write_options`` the options it supports. A format that cannot read (or write) says so
-    with empty ``ids`` (or ``writes`` None).
+    ``ids`` are the format ids it reads (``Checkpoint.format``; empty when it only writes);
+    ``read_options`` and ``write_options`` the options it supports.
     """
 
     name: str
@@ -101,24 +112,36 @@ class Format(Protocol):
     read_options: frozenset[str]
     write_options: frozenset[str]
 
-    def sniff(self, path: Path) -> str | None:
-        """The format id ``path`` holds when this format reads it, else None (cheap)."""
+    def sniff(self, probe: Probe) -> str | None:
+        """The format id the probed path holds when this format reads it, else None."""
         ...
 
     def read(self, path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
         """Read ``path`` (metadata only) into a Checkpoint; resolve template and layout."""
         ...
 
-    def writes(self, dst: Path) -> str | None:
-        """The format id this format would write at ``dst`` (by its name), else None."""
+    def writes(self, dst: Path, ck: Checkpoint) -> str | None:
+        """The format id this format writes at ``dst`` for ``ck`` (by its name), else None."""
+        ...
+
+    def accepts(self, ck: Checkpoint) -> bool:
+        """True when this format can write ``ck``'s subject faithfully."""
+        ...
+
+    def plan(self, ck: Checkpoint) -> Planned:
+        """Where every tensor of ``ck.subject`` (and its optimizer) goes in the output."""
         ...
 
     def write(self, ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
         """Write ``ck.subject`` into the new file ``tmp``; say exactly what was written."""
         ...
 
-    def check(self, ck: Checkpoint, written: Written) -> list[str]:
-        """Format-level problems of a written file (configs, names), besides its tensors."""
+    def check(self, source: Checkpoint, output: Checkpoint) -> list[str]:
+        """Problems of a written file besides its tensors (configs, names, optimizer)."""
+        ...
+
+    def suggest(self, path: Path) -> Path:
+        """The default output path for converting ``path`` within this format."""
         ...
 
 

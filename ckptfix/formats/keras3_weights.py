@@ -12,38 +12,51 @@ a second pass of velocity_hat) the slots of every trainable variable of the wrap
 wrapper's ``trainable_variables`` order. When the template owns all of them they are copied as
 they are; otherwise the template's slots are selected when the order is known (``.keras``
 config) and the choice is unique, and dropped with a warning when it is not.
+
+The tree walking here is shared with :mod:`.keras3_archive`, whose ``model.weights.h5`` member
+has this layout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
+from ..checkpoint import (
+    Checkpoint,
+    Family,
+    H5Location,
+    JSONObject,
+    Layer,
+    Layout,
+    LayoutSource,
+    Optimizer,
+    OptimizerVariable,
+    Pattern,
+    TensorRef,
+    Weight,
+)
 from ..errors import (
     AmbiguousTemplateError,
     CorruptCheckpointError,
-    LayoutError,
     NothingToConvertError,
+    TemplateNotFoundError,
+    UnsupportedConversionError,
 )
-from ..h5util import dataset_info, decode, open_h5
-from ..report import (
-    CheckpointReport,
-    ConversionResult,
-    LayerEntry,
-    OptimizerState,
-    TensorEntry,
-    VerificationResult,
-)
+from ..h5util import dataset_info, decode, open_h5, tensor_ref
+from . import KERAS3_WEIGHTS
+from .base import Planned, Probe, ReadOptions, WriteOptions, Written, WrittenTensor
 
 #: Path-segment kinds of the wrapper's slice and merge layers (``lambda_1``, ``concatenate``).
 _SLICE_KINDS = ("lambda", "slice")
 _MERGE_KINDS = ("concatenate",)
+#: Top-level names a Keras 3 weights file may hold.
+KERAS3_KEYS = ("layers", "vars", "optimizer", "_layer_checkpoint_dependencies")
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,7 @@ class OptimizerPlan:
     note: str | None = None  # why slots were selected or dropped
 
 
-# --- reading -------------------------------------------------------------------------------
+# --- reading the tree ------------------------------------------------------------------------
 
 
 def var_name(group: h5py.Group) -> str | None:
@@ -74,7 +87,12 @@ def var_name(group: h5py.Group) -> str | None:
     return decode(v.attrs["name"])
 
 
-def _numeric_keys(group: h5py.Group) -> list[str]:
+def numeric_keys(group: h5py.Group) -> list[str]:
+    """The keys of a ``vars`` group in index order (``0, 1, …, 10``).
+
+    Raises:
+        CorruptCheckpointError: a key that is not a number.
+    """
     keys = list(group.keys())
     try:
         return sorted(keys, key=int)
@@ -84,19 +102,17 @@ def _numeric_keys(group: h5py.Group) -> list[str]:
         ) from exc
 
 
-def count_datasets(group: h5py.Group) -> tuple[int, int, int]:
-    """(tensors, parameters, bytes) under ``group``, from metadata only."""
-    totals = [0, 0, 0]
+def count_datasets(group: h5py.Group) -> int:
+    """Number of tensors under ``group``, from metadata only."""
+    n = 0
 
     def visit(_: str, obj: Any) -> None:
+        nonlocal n
         if isinstance(obj, h5py.Dataset):
-            shape, _dt, nbytes = dataset_info(obj)
-            totals[0] += 1
-            totals[1] += int(np.prod(shape)) if shape else 1
-            totals[2] += nbytes
+            n += 1
 
     group.visititems(visit)
-    return totals[0], totals[1], totals[2]
+    return n
 
 
 def top_layers(root: h5py.Group) -> list[tuple[str, str]]:
@@ -118,39 +134,225 @@ def find_nested(root: h5py.Group) -> list[NestedModel]:
     for seg, name in top_layers(root):
         g = root["layers"][seg]
         if isinstance(g.get("layers"), h5py.Group):
-            tensors = count_datasets(g)[0]
+            tensors = count_datasets(g)
             if tensors:
                 found.append(NestedModel(seg, name, tensors))
     return found
 
 
-def choose_template(nested: Sequence[NestedModel], template: str | None, path: Path) -> NestedModel:
-    """The nested model to lift out, by real name; refuse when none, unknown or ambiguous."""
+def _kind(segment: str) -> str:
+    tail = segment.rsplit("_", 1)
+    if len(tail) == 2 and tail[1].isdigit():
+        return tail[0]
+    return segment
+
+
+def _natural(segment: str) -> tuple[str, int]:
+    tail = segment.rsplit("_", 1)
+    if len(tail) == 2 and tail[1].isdigit():
+        return tail[0], int(tail[1])
+    return segment, 0
+
+
+def find_pattern(
+    root: h5py.Group,
+    template: str | None,
+    path: Path,
+    slices: Sequence[str] | None = None,
+    merges: Sequence[str] | None = None,
+) -> tuple[Pattern, NestedModel | None]:
+    """The pattern around the template of a Keras 3 tree, and the template chosen.
+
+    Raises:
+        TemplateNotFoundError: ``template`` names no nested model of the file.
+    """
+    nested = find_nested(root)
     names = ", ".join(n.name for n in nested)
+    top = top_layers(root)
+    if slices is None:
+        slices = [n for s, n in top if _kind(s) in _SLICE_KINDS]
+    if merges is None:
+        merges = [n for s, n in top if _kind(s) in _MERGE_KINDS]
+    chosen: NestedModel | None = None
     if template is not None:
-        for n in nested:
-            if n.name == template:
-                return n
-        if not nested:
-            raise NothingToConvertError(
-                f"expected a model nested in {path.name} named {template!r}; found no nested "
-                "model (the file is already a single model); load it directly"
+        chosen = next((n for n in nested if n.name == template), None)
+        if chosen is None:
+            raise TemplateNotFoundError(
+                f"expected template= to name a model nested in {path.name}; found "
+                f"{template!r} is not one (nested models in the file: {names or 'none'}); "
+                "pick one of those names"
             )
-        raise LayoutError(
-            f"expected a nested model named {template!r}; found {names}; "
-            "pass one of these names to --template"
-        )
-    if not nested:
-        raise NothingToConvertError(
-            f"expected a model nested in another model; found none in {path.name} (it is "
-            "already a single model's checkpoint); nothing to convert, load it directly"
-        )
-    if len(nested) > 1:
-        raise AmbiguousTemplateError(
-            f"expected one nested model; found {len(nested)} ({names}); "
-            "pass --template NAME to choose one"
-        )
-    return nested[0]
+    elif not nested:
+        return Pattern(
+            "single",
+            None,
+            refusal=NothingToConvertError(
+                f"expected a model nested in another model; found none in {path.name} (it is "
+                "already a single model's checkpoint); nothing to convert, load it directly"
+            ),
+        ), None
+    elif len(nested) > 1:
+        return Pattern(
+            "ambiguous",
+            None,
+            tuple(n.name for n in nested),
+            refusal=AmbiguousTemplateError(
+                f"expected one nested model; found {len(nested)} ({names}); "
+                "pass template=NAME to choose one"
+            ),
+        ), None
+    else:
+        chosen = nested[0]
+    parallel = bool(slices) and bool(merges)
+    replicas = None
+    if parallel and slices:
+        inputs = [
+            s for s, _ in top_layers(root["layers"][chosen.segment]) if _kind(s) == "input_layer"
+        ]
+        replicas = max(len(slices) // max(len(inputs), 1), 1)
+    return Pattern(
+        "parallel" if parallel else "wrapped",
+        chosen.name,
+        tuple(n.name for n in nested),
+        replicas=replicas,
+        slices=tuple(slices),
+        merges=tuple(merges),
+    ), chosen
+
+
+def _own_weights(group: h5py.Group, base: str, file: str, member: str | None) -> list[Weight]:
+    """A layer group's tensors: its own ``vars`` first, then sub-objects (``cell``...)."""
+    out: list[Weight] = []
+    own = group.get("vars")
+    if isinstance(own, h5py.Group):
+        for k in numeric_keys(own):
+            ref = tensor_ref(own[k], file, member)
+            out.append(Weight(_rel(ref, base), ref))
+    for key in sorted(group):
+        if key in ("vars", "layers"):
+            continue
+        sub = group[key]
+        if isinstance(sub, h5py.Group):
+            out.extend(_own_weights(sub, base, file, member))
+    return out
+
+
+def _rel(ref: TensorRef, base: str) -> str:
+    assert isinstance(ref.location, H5Location)
+    return ref.location.path.removeprefix(base)
+
+
+def layer_tree(
+    group: h5py.Group,
+    file: str,
+    member: str | None,
+    order: Sequence[tuple[str, str | None]] | None = None,
+    configs: Mapping[str, JSONObject] | None = None,
+) -> tuple[Layer, ...]:
+    """The layers under ``group/layers`` (in ``order``: ``(name, class)`` from a config).
+
+    Weight names are paths relative to the model holding the layer (``layers/dense/vars/0``).
+    """
+    layers = group.get("layers")
+    if not isinstance(layers, h5py.Group):
+        return ()
+    base = group.name.rstrip("/") + "/"
+    by_name = {name: seg for seg, name in top_layers(group)}
+    if order is None:
+        seq: list[tuple[str, str | None]] = [
+            (var_name(layers[s]) or s, None) for s in sorted(layers, key=_natural)
+        ]
+    else:
+        seq = [(n, c) for n, c in order if n in by_name]
+    out = []
+    for name, cls in seq:
+        seg = by_name.get(name, name)
+        g = layers[seg]
+        entry = (configs or {}).get(name)
+        children: tuple[Layer, ...] = ()
+        if isinstance(g.get("layers"), h5py.Group):
+            children = layer_tree(g, file, member, _order_of(entry), _configs_of(entry))
+        own = _own_weights(g, base, file, member)
+        weights = tuple(own) + tuple(w for c in _leaves(children) for w in c.weights)
+        if children:
+            weights = tuple(own) + tuple(
+                Weight(_rel(w.tensor, base), w.tensor) for c in _leaves(children) for w in c.weights
+            )
+        out.append(Layer(name, cls, weights, children, config=entry, key=g.name))
+    return tuple(out)
+
+
+def _leaves(layers: Sequence[Layer]) -> list[Layer]:
+    out: list[Layer] = []
+    for layer in layers:
+        out.extend(_leaves(layer.layers) if layer.layers else [layer])
+    return out
+
+
+def _order_of(entry: JSONObject | None) -> list[tuple[str, str | None]] | None:
+    if entry is None:
+        return None
+    return [(n, e.get("class_name")) for e in config_entries(entry) if (n := entry_name(e))]
+
+
+def _configs_of(entry: JSONObject | None) -> dict[str, JSONObject] | None:
+    if entry is None:
+        return None
+    return {n: e for e in config_entries(entry) if (n := entry_name(e)) is not None}
+
+
+def config_entries(config: JSONObject) -> list[dict[str, Any]]:
+    """The layer entries of a Keras 3 model config (``config.layers``)."""
+    inner = config.get("config")
+    layers = inner.get("layers", []) if isinstance(inner, dict) else []
+    return [x for x in layers if isinstance(x, dict)] if isinstance(layers, list) else []
+
+
+def entry_name(entry: Mapping[str, Any]) -> str | None:
+    """A config entry's layer name."""
+    cfg = entry.get("config")
+    name = cfg.get("name") if isinstance(cfg, dict) else None
+    return str(name) if name is not None else entry.get("name")
+
+
+def model_layer(
+    root: h5py.Group,
+    file: str,
+    member: str | None,
+    name: str,
+    config: JSONObject | None = None,
+) -> Layer:
+    """The whole tree as a model Layer (its own ``vars``, then its layers)."""
+    layers = layer_tree(root, file, member, _order_of(config), _configs_of(config))
+    own = tuple(_own_weights_root(root, file, member))
+    weights = own + tuple(
+        Weight(_rel(w.tensor, "/"), w.tensor) for c in _leaves(layers) for w in c.weights
+    )
+    return Layer(
+        name,
+        str(config.get("class_name")) if config and config.get("class_name") else None,
+        weights,
+        layers,
+        layer_names=tuple(layer.name for layer in layers),
+        config=config,
+        key="/",
+    )
+
+
+def _own_weights_root(root: h5py.Group, file: str, member: str | None) -> list[Weight]:
+    own = root.get("vars")
+    if not isinstance(own, h5py.Group):
+        return []
+    out = []
+    for k in numeric_keys(own):
+        ref = tensor_ref(own[k], file, member)
+        out.append(Weight(_rel(ref, "/"), ref))
+    return out
+
+
+def find_layer(model: Layer, name: str) -> Layer | None:
+    """The top-level layer of ``model`` named ``name``."""
+    return next((layer for layer in model.layers if layer.name == name), None)
 
 
 # --- optimizer -----------------------------------------------------------------------------
@@ -161,7 +363,7 @@ def optimizer_shapes(root: h5py.Group) -> list[tuple[tuple[int, ...], str]] | No
     g = root.get("optimizer/vars")
     if not isinstance(g, h5py.Group):
         return None
-    return [dataset_info(g[k])[:2] for k in _numeric_keys(g)]
+    return [dataset_info(g[k])[:2] for k in numeric_keys(g)]
 
 
 def _header_size(opt: Sequence[tuple[tuple[int, ...], str]], schedule: bool | None) -> int:
@@ -337,371 +539,45 @@ def _alignment_members(
     return members
 
 
-# --- writing and verifying -----------------------------------------------------------------
+# --- the optimizer, as a Checkpoint sees it ---------------------------------------------
 
 
-def write_weights(
-    src: h5py.File, dst: h5py.File, nested: NestedModel, plan: OptimizerPlan
-) -> tuple[int, int]:
-    """Copy the template's subtree to the root of ``dst`` (and the kept optimizer variables).
-
-    Returns (tensors, bytes) of the template written (optimizer excluded).
-    """
-    group = src["layers"][nested.segment]
-    for key, value in src.attrs.items():
-        dst.attrs[key] = value
-    for key in group:
-        # h5py's object copy keeps dtype, shape, bytes, chunking, filters and attributes.
-        src.copy(group[key], dst, name=key)
-    if plan.keep is not None:
-        svars = src["optimizer/vars"]
-        dopt = dst.create_group("optimizer")
-        for key, value in src["optimizer"].attrs.items():
-            dopt.attrs[key] = value
-        dvars = dopt.create_group("vars")
-        for key, value in svars.attrs.items():
-            dvars.attrs[key] = value
-        for new, old in enumerate(plan.keep):
-            src.copy(svars[str(old)], dvars, name=str(new))
-    tensors, _params, nbytes = count_datasets(group)
-    return tensors, nbytes
-
-
-def compare_weights(
-    src: h5py.File, dst: h5py.File, nested: NestedModel, plan: OptimizerPlan
-) -> tuple[int, int, list[str]]:
-    """Compare every tensor the output should hold with its source. (tensors, bytes, problems)."""
-    pairs: list[tuple[str, str]] = []
-    base = f"layers/{nested.segment}/"
-
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset):
-            pairs.append((base + name, name))
-
-    src["layers"][nested.segment].visititems(visit)
-    if plan.keep is not None:
-        pairs += [(f"optimizer/vars/{o}", f"optimizer/vars/{n}") for n, o in enumerate(plan.keep)]
-    expected = {d for _, d in pairs}
-    problems: list[str] = []
-    extra: list[str] = []
-
-    def visit_dst(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and name not in expected:
-            extra.append(name)
-
-    dst.visititems(visit_dst)
-    problems += [f"{e}: not in the source's template" for e in extra]
-    tensors = nbytes = 0
-    for s, d in pairs:
-        if d not in dst:
-            problems.append(f"{d}: missing")
-            continue
-        a, b = src[s], dst[d]
-        if a.shape != b.shape or a.dtype != b.dtype:
-            problems.append(f"{d}: {b.shape} {b.dtype} != {a.shape} {a.dtype}")
-            continue
-        va, vb = a[()], b[()]
-        if np.asarray(va).tobytes() != np.asarray(vb).tobytes():
-            problems.append(f"{d}: bytes differ")
-            continue
-        tensors += 1
-        nbytes += dataset_info(a)[2]
-    if not isinstance(dst.get("vars"), h5py.Group) or var_name(dst) != nested.name:
-        problems.append(f"vars: name is not {nested.name!r}")
-    return tensors, nbytes, problems
-
-
-def load_plan(f: h5py.File, path: Path, template: str | None) -> tuple[NestedModel, OptimizerPlan]:
-    """The template and optimizer plan of a weights-only file."""
-    nested = choose_template(find_nested(f), template, path)
-    return nested, plan_optimizer(f, nested)
-
-
-def write_conversion(src: Path, tmp: Path, fmt: str, opts: Any) -> ConversionResult:
-    """Write the template's weights file (``template.load_weights(tmp)`` works) to ``tmp``."""
-    with open_h5(src) as f:
-        nested, plan = load_plan(f, src, opts.template)
-        with h5py.File(tmp, "w") as out:
-            tensors, nbytes = write_weights(f, out, nested, plan)
-        replicas = _replicas(f, nested)
-        layers = _weighted_layers(f["layers"][nested.segment])
-    return conversion_result(
-        src,
-        tmp,
-        fmt,
-        nested,
-        plan,
-        replicas=replicas,
-        layers=layers,
-        tensors=tensors,
-        nbytes=nbytes,
-        full_model=False,
-        warnings=(),
-    )
-
-
-def conversion_result(
-    src: Path,
-    tmp: Path,
-    fmt: str,
-    nested: NestedModel,
-    plan: OptimizerPlan,
-    *,
-    replicas: int | None,
-    layers: int,
-    tensors: int,
-    nbytes: int,
-    full_model: bool,
-    warnings: tuple[str, ...],
-) -> ConversionResult:
-    """The result of a Keras 3 conversion written to ``tmp`` (the dispatcher verifies it).
-
-    The layout is exact: object paths (``.weights.h5``) or the config (``.keras``) place every
-    tensor. A note about dropped optimizer state comes first among the warnings.
-    """
-    note = (plan.note,) if plan.note and plan.keep is None else ()
-    return ConversionResult(
-        source=str(src),
-        destination=str(tmp),
-        format=fmt,
-        template=nested.name,
-        replicas=replicas,
-        layers=layers,
-        tensors=tensors,
-        bytes=nbytes,
-        layout="exact",
-        layout_source="config" if full_model else "paths",
-        verified=False,
-        optimizer_kept=plan.keep is not None,
-        full_model=full_model,
-        seconds=0.0,
-        warnings=note + warnings,
-    )
-
-
-def verify_conversion(src: Path, dst: Path, *, template: str | None = None) -> VerificationResult:
-    """Compare the template inside ``src`` with the single-model weights file ``dst``."""
-    with open_h5(src) as f, open_h5(dst) as g:
-        nested, plan = load_plan(f, src, template)
-        if plan.keep is not None and "optimizer" not in g:
-            plan = OptimizerPlan(None)
-        tensors, nbytes, problems = compare_weights(f, g, nested, plan)
-    return VerificationResult(
-        source=str(src),
-        destination=str(dst),
-        tensors=tensors,
-        bytes=nbytes,
-        ok=not problems,
-        mismatches=tuple(problems),
-    )
-
-
-# --- inspecting ----------------------------------------------------------------------------
-
-
-def _weighted_layers(group: h5py.Group) -> int:
-    n = 0
-    layers = group.get("layers")
-    if not isinstance(layers, h5py.Group):
-        return 0
-    for seg in layers:
-        g = layers[seg]
-        if isinstance(g.get("layers"), h5py.Group):
-            n += _weighted_layers(g)
-        elif count_datasets(g)[0]:
-            n += 1
-    return n
-
-
-def _kind(segment: str) -> str:
-    base = segment
-    tail = segment.rsplit("_", 1)
-    if len(tail) == 2 and tail[1].isdigit():
-        base = tail[0]
-    return base
-
-
-def _replicas(root: h5py.Group, nested: NestedModel) -> int | None:
-    slices = [s for s, _ in top_layers(root) if _kind(s) in _SLICE_KINDS]
-    if not slices:
-        return None
-    inputs = [s for s, _ in top_layers(root["layers"][nested.segment]) if _kind(s) == "input_layer"]
-    return max(len(slices) // max(len(inputs), 1), 1)
-
-
-def _natural(segment: str) -> tuple[str, int]:
-    tail = segment.rsplit("_", 1)
-    if len(tail) == 2 and tail[1].isdigit():
-        return tail[0], int(tail[1])
-    return segment, 0
-
-
-def tensor_entries(group: h5py.Group, prefix: str) -> tuple[TensorEntry, ...]:
-    """The tensors of one layer group (own ``vars`` first, then sub-objects), in index order."""
-    out: list[TensorEntry] = []
-    own = group.get("vars")
-    if isinstance(own, h5py.Group):
-        for k in _numeric_keys(own):
-            shape, dtype, nbytes = dataset_info(own[k])
-            out.append(TensorEntry(f"{prefix}/{k}", shape, dtype, nbytes))
-    for key in sorted(group):
-        if key in ("vars", "layers") or not isinstance(group[key], h5py.Group):
-            continue
-        out.extend(tensor_entries(group[key], f"{prefix}/{key}"))
-    return tuple(out)
-
-
-def layer_entries(
-    root: h5py.Group, order: Sequence[tuple[str, str | None]] | None = None
-) -> tuple[LayerEntry, ...]:
-    """The layers under ``root/layers``; ``order`` = ``(real name, class)`` from a config."""
-    layers = root.get("layers")
-    if not isinstance(layers, h5py.Group):
-        return ()
-    by_name = {name: seg for seg, name in top_layers(root)}
-    if order is None:
-        segs = sorted(layers, key=_natural)
-        seq: list[tuple[str, str | None]] = [(var_name(layers[s]) or s, None) for s in segs]
-    else:
-        seq = [(n, c) for n, c in order if n in by_name]
-    out = []
-    for name, cls in seq:
-        seg = by_name.get(name, name)
-        g = layers[seg]
-        children = layer_entries(g) if isinstance(g.get("layers"), h5py.Group) else ()
-        own = tensor_entries(g, f"layers/{seg}")
-        weights = own + tuple(w for c in _flatten(children) for w in c.weights)
-        out.append(LayerEntry(name, cls, weights if children else own, children))
-    return tuple(out)
-
-
-def _flatten(entries: Sequence[LayerEntry]) -> list[LayerEntry]:
-    out = []
-    for e in entries:
-        if e.children:
-            out.extend(_flatten(e.children))
-        else:
-            out.append(e)
-    return out
-
-
-def optimizer_state(root: h5py.Group, class_name: str | None = None) -> OptimizerState:
-    """What the file stores of the optimizer."""
+def read_optimizer(
+    root: h5py.Group, file: str, member: str | None, class_name: str | None, config: Any = None
+) -> Optimizer | None:
+    """Every stored optimizer variable, in index order (None when there is no optimizer)."""
     g = root.get("optimizer/vars")
     if not isinstance(g, h5py.Group):
-        return OptimizerState(present=False)
-    keys = _numeric_keys(g)
+        return None
+    keys = numeric_keys(g)
+    refs = [tensor_ref(g[k], file, member) for k in keys]
+    header = _header_size([(r.shape, r.dtype) for r in refs], None) if refs else 0
     iterations = None
     first = g[keys[0]] if keys else None
     if isinstance(first, h5py.Dataset) and first.shape == () and first.dtype.kind in "iu":
-        iterations = int(g[keys[0]][()])
-    opt = [dataset_info(g[k])[:2] for k in keys]
-    header = _header_size(opt, None) if opt else 0
-    nbytes = sum(dataset_info(g[k])[2] for k in keys)
+        iterations = int(first[()])
     name = class_name or (decode(g.attrs["name"]) if "name" in g.attrs else None)
-    return OptimizerState(
-        present=True,
-        class_name=name,
-        iterations=iterations,
-        slots=max(len(keys) - header, 0),
-        tensors=len(keys),
-        bytes=nbytes,
-    )
+    variables = []
+    for i, (k, ref) in enumerate(zip(keys, refs, strict=True)):
+        role: Any = "slot" if i >= header else ("iterations" if i == 0 else "learning_rate")
+        variables.append(OptimizerVariable(f"optimizer/vars/{k}", ref, role))
+    return Optimizer(name, tuple(variables), iterations, config)
 
 
-def build_report(
-    path: Path,
-    fmt: str,
-    root: h5py.Group,
-    *,
-    keras_version: str | None,
-    order: Sequence[tuple[str, str | None]] | None = None,
-    nested_order: Mapping[str, Sequence[tuple[str, str | None]]] | None = None,
-    optimizer_class: str | None = None,
-    slices: Sequence[str] | None = None,
-    merges: Sequence[str] | None = None,
-    notes: Sequence[str] = (),
-    choice: str | None = None,
-) -> CheckpointReport:
-    """A :class:`CheckpointReport` of a Keras 3 weights tree (``root``).
-
-    ``choice`` names the nested model to describe when there are several (``--template``).
-    """
-    nested = find_nested(root)
-    top = top_layers(root)
-    if slices is None:
-        slices = [n for s, n in top if _kind(s) in _SLICE_KINDS]
-    if merges is None:
-        merges = [n for s, n in top if _kind(s) in _MERGE_KINDS]
-    template = nested[0] if len(nested) == 1 else None
-    if choice is not None and nested:
-        template = choose_template(nested, choice, path)
-    if template is not None:
-        group = root["layers"][template.segment]
-        sub_order = (nested_order or {}).get(template.name)
-        layers = layer_entries(group, sub_order)
-        tensors, params, nbytes = count_datasets(group)
-        dtypes = _dtypes(group)
-    else:
-        layers = layer_entries(root, order)
-        tensors, params, nbytes = count_datasets(root["layers"]) if "layers" in root else (0, 0, 0)
-        dtypes = _dtypes(root["layers"]) if "layers" in root else {}
-    parallel = template is not None and bool(slices) and bool(merges)
-    if not nested:
-        command = None
-        note = "a single model's checkpoint: nothing to convert"
-    elif template is None or len(nested) > 1:
-        command = (
-            f"ckptfix convert {path.name} OUT --template {template.name if template else 'NAME'}"
-        )
-        note = "several nested models hold weights: choose one with --template"
-    else:
-        command = f"ckptfix convert {path.name} OUT"
-        note = None
-    return CheckpointReport(
-        path=str(path),
-        format=fmt,
-        keras_version=keras_version,
-        backend=None,
-        parallel=parallel,
-        wrapped=bool(nested),
-        template=template.name if template else None,
-        replicas=_replicas(root, template) if parallel and template else None,
-        slices=tuple(slices) if nested else (),
-        merges=tuple(merges) if nested else (),
-        candidates=tuple(n.name for n in nested),
-        layers=layers,
-        tensors=tensors,
-        parameters=params,
-        bytes=nbytes,
-        dtypes=dtypes,
-        optimizer=optimizer_state(root, optimizer_class),
-        layout="exact",
-        layout_source="paths",
-        layout_note=note,
-        convert_command=command,
-        notes=tuple(notes),
-    )
+def select_optimizer(optimizer: Optimizer | None, plan: OptimizerPlan) -> Optimizer | None:
+    """The variables ``plan`` keeps, in output order (None when it keeps nothing)."""
+    if optimizer is None or plan.keep is None:
+        return None
+    kept = tuple(optimizer.variables[i] for i in plan.keep)
+    note = plan.note if len(kept) != len(optimizer.variables) else None
+    return Optimizer(optimizer.class_name, kept, optimizer.iterations, optimizer.config, note)
 
 
-def _dtypes(group: h5py.Group) -> dict[str, int]:
-    out: dict[str, int] = {}
-
-    def visit(_: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset):
-            d = dataset_info(obj)[1]
-            out[d] = out.get(d, 0) + 1
-
-    group.visititems(visit)
-    return out
+# --- reading ---------------------------------------------------------------------------------
 
 
-def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointReport:
-    """Describe a Keras 3 ``.weights.h5`` file: its nested models, layers and optimizer.
-
-    ``opts.template`` (a :class:`ckptfix.convert.ConvertOptions`) picks one of several nested
-    models to describe.
-    """
+def read(path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
+    """Read a Keras 3 ``.weights.h5`` into a Checkpoint (its layout is exact by paths)."""
     with open_h5(path) as f:
         if not isinstance(f.get("layers"), h5py.Group) and not isinstance(
             f.get("vars"), h5py.Group
@@ -710,5 +586,228 @@ def inspect_checkpoint(path: Path, fmt: str, opts: Any = None) -> CheckpointRepo
                 f"expected a Keras 3 weights file (groups 'layers' and 'vars'); found neither in "
                 f"{path.name}; check that it was written by Keras"
             )
-        choice = getattr(opts, "template", None)
-        return build_report(path, fmt, f, keras_version=None, choice=choice)
+        return read_tree(f, path, fmt, options.template, member=None)
+
+
+def read_tree(
+    f: h5py.File,
+    path: Path,
+    fmt: str,
+    template: str | None,
+    *,
+    member: str | None,
+    config: JSONObject | None = None,
+    order_for: Callable[[NestedModel], Sequence[tuple[str, bool]]] | None = None,
+    schedule: bool | None = None,
+    slices: Sequence[str] | None = None,
+    merges: Sequence[str] | None = None,
+    compile_config: JSONObject | None = None,
+    metadata: JSONObject | None = None,
+    optimizer_class: str | None = None,
+    keras_version: str | None = None,
+) -> Checkpoint:
+    """A Checkpoint of a Keras 3 weights tree (a ``.weights.h5``, or a ``.keras`` member).
+
+    ``config`` (the archive's ``config.json``) gives layer order and classes;
+    ``order_for(template)`` the wrapper's variables in ``weights`` order, for selecting the
+    template's optimizer slots.
+    """
+    file = str(path)
+    pattern, nested = find_pattern(f, template, path, slices, merges)
+    name = entry_name(config) if config else None
+    model = model_layer(f, file, member, name or path.name.split(".")[0], config)
+    opt_cfg = (compile_config or {}).get("optimizer") if compile_config else None
+    optimizer = read_optimizer(
+        f, file, member, optimizer_class, opt_cfg if isinstance(opt_cfg, dict) else None
+    )
+    tpl = None
+    t_opt = optimizer
+    note = None
+    if nested is not None:
+        tpl = find_layer(model, nested.name)
+        if tpl is not None:
+            tpl = _rerooted(tpl, nested)
+        order = order_for(nested) if order_for is not None else None
+        plan = plan_optimizer(f, nested, order, schedule)
+        t_opt = select_optimizer(optimizer, plan)
+        if plan.note and plan.keep is None:
+            note = plan.note
+        elif t_opt is not None and plan.note and plan.keep is not None and optimizer is not None:
+            if len(plan.keep) != len(optimizer.variables):
+                note = plan.note
+    source: LayoutSource = "config" if config is not None else "paths"
+    layout = (
+        Layout("unknown", None, "several nested models hold weights: choose one with template=NAME")
+        if pattern.kind == "ambiguous"
+        else Layout("exact", source)
+    )
+    return Checkpoint(
+        path=file,
+        format=fmt,
+        family="keras3",
+        full_model=config is not None,
+        keras_version=keras_version,
+        backend=None,
+        model=model,
+        pattern=pattern,
+        layout=layout,
+        template=tpl,
+        model_config=config,
+        training_config=compile_config,
+        optimizer=optimizer,
+        template_optimizer=t_opt,
+        optimizer_note=note,
+        metadata=metadata,
+    )
+
+
+def _rerooted(tpl: Layer, nested: NestedModel) -> Layer:
+    """The template with weight names relative to its own group (as it would save alone)."""
+    base = f"/layers/{nested.segment}/"
+    weights = tuple(Weight(_rel(w.tensor, base), w.tensor) for w in tpl.weights)
+    return Layer(
+        tpl.name,
+        tpl.class_name,
+        weights,
+        tpl.layers,
+        layer_names=tuple(layer.name for layer in tpl.layers),
+        config=tpl.config,
+        key=base.rstrip("/"),
+    )
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def plan_tensors(ck: Checkpoint) -> Planned:
+    """Where each of the template's tensors (and kept optimizer variables) goes in the output.
+
+    The template's subtree moves to the root (``/layers/functional/layers/dense/vars/0`` →
+    ``/layers/dense/vars/0``); kept optimizer variables are renumbered in order.
+    """
+    subject = ck.subject
+    base = (subject.key or "").rstrip("/") + "/"
+    tensors = tuple(
+        WrittenTensor("/" + _rel(w.tensor, base), w.tensor, "copied", w.name)
+        for w in subject.weights
+    )
+    opt = ck.template_optimizer
+    optimizer = tuple(
+        WrittenTensor(f"/optimizer/vars/{i}", v.tensor, "copied", f"optimizer/vars/{i}")
+        for i, v in enumerate(opt.variables if opt else ())
+    )
+    return tensors, optimizer
+
+
+def write_tree(src: h5py.File, dst: h5py.File, ck: Checkpoint) -> None:
+    """Copy the template's subtree to the root of ``dst`` (and the kept optimizer variables).
+
+    h5py's object copy keeps dtype, shape, stored bytes, chunking, filters and attributes.
+    """
+    subject = ck.subject
+    group = src[subject.key or "/"]
+    for key, value in src.attrs.items():
+        dst.attrs[key] = value
+    for key in group:
+        src.copy(group[key], dst, name=key)
+    opt = ck.template_optimizer
+    if opt is not None:
+        svars = src["optimizer/vars"]
+        dopt = dst.create_group("optimizer")
+        for key, value in src["optimizer"].attrs.items():
+            dopt.attrs[key] = value
+        dvars = dopt.create_group("vars")
+        for key, value in svars.attrs.items():
+            dvars.attrs[key] = value
+        for new, v in enumerate(opt.variables):
+            loc = v.tensor.location
+            assert isinstance(loc, H5Location)
+            src.copy(src[loc.path], dvars, name=str(new))
+
+
+def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
+    """Write the template's ``.weights.h5`` (``template.load_weights(tmp)`` works)."""
+    if ck.family != "keras3":
+        raise UnsupportedConversionError(
+            f"expected a Keras 3 source for a Keras 3 .weights.h5 output; found {ck.format}; "
+            "name the output .h5 to keep its format"
+        )
+    tensors, optimizer = plan_tensors(ck)
+    total = sum(t.source.nbytes for t in tensors + optimizer)
+    if options.progress is not None:
+        options.progress(0, total)
+    with open_h5(ck.path) as f, h5py.File(tmp, "w") as out:
+        write_tree(f, out, ck)
+    if options.progress is not None:
+        options.progress(total, total)
+    return Written(tmp, KERAS3_WEIGHTS, tensors, optimizer, warnings=warnings(ck))
+
+
+def warnings(ck: Checkpoint) -> tuple[str, ...]:
+    """What a Keras 3 conversion dropped, said once."""
+    return (ck.optimizer_note,) if ck.optimizer_note and ck.template_optimizer is None else ()
+
+
+def check(source: Checkpoint, output: Checkpoint) -> list[str]:
+    """The output's own ``vars`` carry the template's name (Keras matches it on load)."""
+    subject = source.subject
+    if output.family != "keras3":
+        return [f"format: {output.format} is not a Keras 3 file"]
+    with_name = _root_var_name(output)
+    if source.template is not None and with_name != subject.name:
+        return [f"vars: name is not {subject.name!r}"]
+    return []
+
+
+def _root_var_name(output: Checkpoint) -> str | None:
+    from ..h5util import open_h5_member
+
+    if output.format == KERAS3_WEIGHTS:
+        with open_h5(output.path) as f:
+            return var_name(f)
+    with open_h5_member(Path(output.path), "model.weights.h5") as (f, _disk, _start):
+        return var_name(f)
+
+
+# --- the format --------------------------------------------------------------------------------
+
+
+class Keras3Weights:
+    """Keras 3 ``.weights.h5`` (object paths; nested models as subtrees)."""
+
+    name = "Keras 3 .weights.h5"
+    family: Family = "keras3"
+    ids: tuple[str, ...] = (KERAS3_WEIGHTS,)
+    read_options = frozenset({"template", "exact"})  # exact: always, by paths
+    write_options = frozenset({"progress"})
+
+    def sniff(self, probe: Probe) -> str | None:
+        if probe.h5_keys is not None and any(k in probe.h5_keys for k in KERAS3_KEYS):
+            return KERAS3_WEIGHTS
+        return None
+
+    def read(self, path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
+        return read(path, fmt, options)
+
+    def writes(self, dst: Path, ck: Checkpoint) -> str | None:
+        return KERAS3_WEIGHTS if dst.name.lower().endswith(".weights.h5") else None
+
+    def accepts(self, ck: Checkpoint) -> bool:
+        return ck.family == "keras3"
+
+    def plan(self, ck: Checkpoint) -> Planned:
+        return plan_tensors(ck)
+
+    def write(self, ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
+        return write(ck, tmp, options)
+
+    def check(self, source: Checkpoint, output: Checkpoint) -> list[str]:
+        return check(source, output)
+
+    def suggest(self, path: Path) -> Path:
+        name = path.name
+        stem = name[: -len(".weights.h5")] if name.lower().endswith(".weights.h5") else path.stem
+        return path.with_name(stem + ".single.weights.h5")
+
+
+FORMAT = Keras3Weights()

@@ -1,4 +1,4 @@
-"""Find the parallel (or wrapped) pattern in a Keras 2 checkpoint's layer list.
+"""Find the parallel (or wrapped) pattern in a Keras 2 checkpoint's layers and config.
 
 ``multi_gpu_model`` produced: the template's inputs, ``replicas × inputs`` Lambda slice layers,
 ONE layer that is the whole template (a nested model holding every weight), and one
@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AmbiguousTemplateError, LayoutError, NothingToConvertError
+from .checkpoint import Pattern
+from .errors import AmbiguousTemplateError, NothingToConvertError, TemplateNotFoundError
 
 MODEL_CLASSES = frozenset({"Model", "Functional", "Sequential"})
 _LAMBDA_NAME = re.compile(r"^lambda(_\d+)?$")
@@ -107,20 +108,6 @@ def looks_nested(group_name: str, weight_names: Sequence[str]) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Pattern:
-    """What surrounds the template in the file."""
-
-    template: str
-    candidates: tuple[str, ...]
-    parallel: bool
-    replicas: int | None
-    slices: tuple[str, ...]
-    merges: tuple[str, ...]
-    inputs: tuple[str, ...]
-    outer_weighted: tuple[str, ...]  # layers with weights outside the template (dropped)
-
-
 def find_candidates(
     layer_names: Sequence[str],
     weights: Mapping[str, Sequence[str]],
@@ -149,48 +136,63 @@ def find_pattern(
     template: str | None,
     path_for_messages: str,
 ) -> Pattern:
-    """Find the template and the parallel pattern around it.
+    """Find the template and the parallel pattern around it in a Keras 2 layer list.
+
+    Never raises for a readable structure: a single model, a model containing a model and
+    several candidates are described, with ``refusal`` set to the error ``convert`` raises.
 
     Raises:
-        NothingToConvertError: no nested model holds weights (already a single model).
-        AmbiguousTemplateError: several do and ``template`` is None.
-        NothingToConvertError: also when the only one sits beside other weighted layers (an
-            ordinary model containing a model) and was not chosen with ``template``.
-        LayoutError: ``template`` names no nested model of the file.
+        TemplateNotFoundError: ``template`` names no nested model of the file.
     """
-    candidates = find_candidates(layer_names, weights, cfg_layers)
+    candidates = tuple(find_candidates(layer_names, weights, cfg_layers))
     weighted = [n for n in layer_names if weights.get(n)]
     if template is not None:
         if template not in candidates:
             known = ", ".join(candidates) if candidates else "none"
-            raise LayoutError(
-                f"expected --template to name a nested model holding weights; found "
+            raise TemplateNotFoundError(
+                f"expected template= to name a nested model holding weights; found "
                 f"{template!r} is not one (nested models in the file: {known}); "
                 "pick one of those names"
             )
         chosen = template
     elif not candidates:
-        raise NothingToConvertError(
-            f"expected a parallel or wrapped checkpoint; found a single model "
-            f"({len(weighted)} layers with weights, none nested) in {path_for_messages}; "
-            "nothing to convert: load it directly with model.load_weights / load_model"
+        return Pattern(
+            "single",
+            None,
+            refusal=NothingToConvertError(
+                f"expected a parallel or wrapped checkpoint; found a single model "
+                f"({len(weighted)} layers with weights, none nested) in {path_for_messages}; "
+                "nothing to convert: load it directly with model.load_weights / load_model"
+            ),
         )
     elif len(candidates) > 1:
-        raise AmbiguousTemplateError(
-            f"expected one nested model holding weights; found {len(candidates)} "
-            f"({', '.join(candidates)}); pass --template NAME to choose"
+        return Pattern(
+            "ambiguous",
+            None,
+            candidates,
+            refusal=AmbiguousTemplateError(
+                f"expected one nested model holding weights; found {len(candidates)} "
+                f"({', '.join(candidates)}); pass template=NAME to choose"
+            ),
         )
     else:
         chosen = candidates[0]
     outer = tuple(n for n in weighted if n != chosen)
     if outer and template is None:
-        raise NothingToConvertError(
-            f"expected a parallel or wrapped checkpoint; found a single model that contains the "
-            f"model {chosen!r} beside other layers with weights ({', '.join(outer[:5])}"
-            f"{'…' if len(outer) > 5 else ''}); nothing to convert: load it directly, or pass "
-            f"--template {chosen} to extract {chosen!r} alone"
+        return Pattern(
+            "container",
+            None,
+            candidates,
+            outer_weighted=outer,
+            refusal=NothingToConvertError(
+                f"expected a parallel or wrapped checkpoint; found a single model that contains "
+                f"the model {chosen!r} beside other layers with weights ({', '.join(outer[:5])}"
+                f"{'…' if len(outer) > 5 else ''}); nothing to convert: load it directly, or "
+                f"pass template={chosen!r} to extract {chosen!r} alone"
+            ),
         )
     by_name = {c.name: c for c in cfg_layers}
+    replicas: int | None
     if cfg_layers:
         slices = tuple(c.name for c in cfg_layers if c.class_name == "Lambda")
         pos = layer_names.index(chosen) if chosen in layer_names else len(layer_names)
@@ -202,9 +204,9 @@ def find_pattern(
         inputs = tuple(c.name for c in cfg_layers if c.class_name == "InputLayer")
         tpl = by_name.get(chosen)
         calls = tpl.inbound_count if tpl is not None else 0
-        replicas: int | None = calls if calls >= 1 else None
+        replicas = calls if calls >= 1 else None
     else:
-        pos = layer_names.index(chosen)
+        pos = list(layer_names).index(chosen)
         slices = tuple(n for n in layer_names[:pos] if _LAMBDA_NAME.match(n))
         inputs = tuple(
             n for n in layer_names[:pos] if not weights.get(n) and not _LAMBDA_NAME.match(n)
@@ -214,12 +216,10 @@ def find_pattern(
         if slices and inputs and len(slices) % len(inputs) == 0:
             replicas = len(slices) // len(inputs)
     parallel = bool(slices) and bool(merges) and not outer
-    if not parallel:
-        replicas = None if not slices else replicas
     return Pattern(
-        template=chosen,
-        candidates=tuple(candidates),
-        parallel=parallel,
+        "parallel" if parallel else "wrapped",
+        chosen,
+        candidates,
         replicas=replicas if parallel else None,
         slices=slices,
         merges=merges,
