@@ -13,6 +13,7 @@ import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,35 @@ REALWORLD = ROOT.parent / "shared" / "realworld"
 LOGICAL_CPUS = 8
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Predictions are computed by TensorFlow, and a forward pass differs in its last bits between
+# CPUs (vector width, FMA, thread partitioning) and with TF_ENABLE_ONEDNN_OPTS=0/1, so they are
+# compared within a tolerance, never bit for bit; the arrays ckptfix copies are compared bit
+# for bit by the tests that check a conversion.
+# float32: the fixtures' predictions, recorded on another CPU, differ here by up to 2.4e-07
+# absolute (8.4e-07 relative) under either oneDNN setting; a wrong or swapped weight moves them
+# by orders of magnitude more.
+FLOAT32_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+# float16 layers (the fp16 fixture): each float16 rounding is worth up to 2**-11 relative, and
+# a float16 matmul's accumulation order differs between CPUs; measured here 3.4e-04 absolute on
+# outputs of at most 0.19 (3 float16 ulps), so 2e-3 absolute with 1e-2 relative.
+FLOAT16_TOLERANCE = {"rtol": 1e-2, "atol": 2e-3}
+
+
+def assert_predictions_close(got: Any, want: Any, *, float16: bool = False) -> None:
+    """Predictions of a (converted) model against expected ones, output by output.
+
+    ``float16``: the model computes in float16 somewhere (looser tolerance, see above).
+    """
+    import numpy as np
+
+    got = [np.asarray(g) for g in (got if isinstance(got, list | tuple) else [got])]
+    want = [np.asarray(w) for w in (want if isinstance(want, list | tuple) else [want])]
+    assert len(got) == len(want), (len(got), len(want))
+    tolerance = FLOAT16_TOLERANCE if float16 else FLOAT32_TOLERANCE
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape, (g.shape, w.shape)
+        np.testing.assert_allclose(g, w, **tolerance)
 
 
 def sha256(path: Path) -> str:

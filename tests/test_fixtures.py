@@ -4,7 +4,10 @@ The h5py tests prove the files are what ``manifest.json`` says (hashes, layer an
 chunking, replicas, optimizer iterations) and that the template tensors inside each parallel file
 are bit-identical to the template's own file. The TF tests load ``template_weights.h5`` into a
 model from ``fixtures/models.py`` with tf_keras and with Keras 3, and ``template_model.h5`` with
-``tf_keras.models.load_model``, and compare with ``predictions.npz``.
+``tf_keras.models.load_model``, and compare with ``predictions.npz`` within a tolerance (they
+were recorded on another CPU). The generator test reruns ``make_fixtures.py`` and checks what it
+promises: the same structure, names, shapes, dtypes, counts and optimizer iterations, and values
+within a tolerance (training runs on this CPU, whose arithmetic differs in the last bits).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import FIXTURES, fixture_module, sha256
+from tests.conftest import FIXTURES, assert_predictions_close, fixture_module, sha256
 
 KERAS2 = FIXTURES / "keras2"
 CASES = sorted(p.name for p in KERAS2.iterdir() if (p / "manifest.json").is_file())
@@ -184,10 +187,7 @@ def predict(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def assert_predictions(case: str, got: list[np.ndarray], want: list[np.ndarray]) -> None:
-    atol = 2e-3 if case == "fp16" else 1e-5
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g, w, rtol=1e-4, atol=atol)
+    assert_predictions_close(got, want, float16=case == "fp16")
 
 
 @pytest.mark.tf
@@ -258,10 +258,24 @@ def test_generator_files_listed() -> None:
         assert on_disk == set(manifest(case)["files"]), case
 
 
+# Training differs in the last bits between CPUs (and with TF_ENABLE_ONEDNN_OPTS), and 8 Adam
+# steps carry those differences into every trained value: measured on an AMD EPYC against the
+# committed files (another CPU), up to 1.2e-07 absolute on weights and optimizer slots of order
+# 0.5, 1.5e-07 relative on the loss. 100 times that still fails any value a real change moves.
+TRAINED = {"rtol": 1e-4, "atol": 1e-5}
+# Manifest keys that describe the machine or the run, not what the generator promises.
+MACHINE_KEYS = {"writer", "command", "final_loss", "files"}
+
+
 @pytest.mark.tf
 @pytest.mark.slow
 def test_generator_reproduces_committed_files(tmp_path: Path) -> None:
-    """Provenance: rerunning the generator rewrites dense_bn byte for byte (but parallel_model)."""
+    """Provenance: rerunning the generator rewrites dense_bn as committed, up to the CPU's bits.
+
+    Names, structure, shapes, dtypes, counts, configs, optimizer state and iterations must be
+    the same; trained values and predictions equal within ``TRAINED``; the seeded numpy inputs
+    bit for bit. Output hashes are not compared: they hold trained floats.
+    """
     import subprocess
     import sys
 
@@ -273,31 +287,82 @@ def test_generator_reproduces_committed_files(tmp_path: Path) -> None:
         capture_output=True,
         timeout=300,
     )
-    new = json.loads((tmp_path / "dense_bn" / "manifest.json").read_text())
+    new_dir, old_dir = tmp_path / "dense_bn", KERAS2 / "dense_bn"
+    new = json.loads((new_dir / "manifest.json").read_text())
     old = manifest("dense_bn")
-    for name, meta in old["files"].items():
-        if name != "parallel_model.h5":  # HDF5 bytes vary; its content is checked below
-            assert new["files"][name] == meta, name
-    with (
-        h5py.File(tmp_path / "dense_bn" / "parallel_model.h5", "r") as a,
-        h5py.File(KERAS2 / "dense_bn" / "parallel_model.h5", "r") as b,
-    ):
-        # The Lambda's marshalled bytecode records the generator's path (co_filename), which
-        # differs between clones; everything else in the config must be identical.
-        assert _without_bytecode(a.attrs["model_config"]) == _without_bytecode(
-            b.attrs["model_config"]
-        )
-        assert {k: v for k, v in a.attrs.items() if k != "model_config"} == {
-            k: v for k, v in b.attrs.items() if k != "model_config"
-        }
-        opt_a, opt_b = a["optimizer_weights"], b["optimizer_weights"]
-        for n in list_attr(opt_a, "weight_names")[0]:
-            assert opt_a[n][()].tobytes() == opt_b[n][()].tobytes(), n
+    assert set(new) == set(old)
+    for key in sorted(set(old) - MACHINE_KEYS):
+        assert new[key] == old[key], key
+    assert new["optimizer"]["iterations"] == new["optimizer"]["iterations_in_file"] == 8
+    assert new["command"] == "python fixtures/make_fixtures.py --only dense_bn"
+    assert new["writer"].keys() == old["writer"].keys()
+    np.testing.assert_allclose(new["final_loss"], old["final_loss"], **TRAINED)
+    assert set(new["files"]) == set(old["files"])
+    assert sorted(p.name for p in new_dir.iterdir()) == sorted(p.name for p in old_dir.iterdir())
+
+    for name in ("parallel_weights.h5", "parallel_model.h5", "template_weights.h5"):
+        assert_same_h5(new_dir / name, old_dir / name)
+    assert_same_h5(new_dir / "template_model.h5", old_dir / "template_model.h5")
+    assert json.loads((new_dir / "template.json").read_text()) == json.loads(
+        (old_dir / "template.json").read_text()
+    )
+    with np.load(new_dir / "inputs.npz") as a, np.load(old_dir / "inputs.npz") as b:
+        assert a.files == b.files
+        for k in a.files:  # numpy's seeded generator, no TensorFlow: bit for bit
+            assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
+    with np.load(new_dir / "predictions.npz") as a, np.load(old_dir / "predictions.npz") as b:
+        assert a.files == b.files
+        for k in a.files:  # the trained template's forward pass: trained values, this CPU
+            assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+            np.testing.assert_allclose(a[k], b[k], **TRAINED, err_msg=k)
 
 
-def _without_bytecode(model_config: str | bytes) -> dict:
+def assert_same_h5(new: Path, old: Path) -> None:
+    """Same groups, datasets, shapes, dtypes and attributes; float values within ``TRAINED``."""
+    a, b = h5_tree(new), h5_tree(old)
+    assert list(a) == list(b), new.name  # same objects, in the same order
+    with h5py.File(new, "r") as fa, h5py.File(old, "r") as fb:
+        for path, (kind, attrs) in a.items():
+            assert (kind, attrs) == b[path], f"{new.name}:{path}"
+            if kind == "group":
+                continue
+            x, y = fa[path][()], fb[path][()]
+            if np.issubdtype(x.dtype, np.floating):
+                np.testing.assert_allclose(x, y, **TRAINED, err_msg=f"{new.name}:{path}")
+            else:  # counters (optimizer iterations): exact
+                assert np.array_equal(x, y), f"{new.name}:{path}"
+
+
+def h5_tree(path: Path) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Every object of an HDF5 file: path -> (``"group"`` or (shape, dtype), attributes)."""
+    out: dict[str, tuple[Any, dict[str, Any]]] = {}
+    with h5py.File(path, "r") as f:
+
+        def visit(name: str, obj: Any) -> None:
+            kind = "group" if isinstance(obj, h5py.Group) else (obj.shape, obj.dtype.str)
+            out[name] = (kind, {k: _attr(k, v) for k, v in sorted(obj.attrs.items())})
+
+        visit("/", f)
+        f.visititems(visit)
+    return out
+
+
+def _attr(key: str, value: Any) -> Any:
+    """An attribute as plain data; a model config without the Lambda's recorded bytecode."""
+    if isinstance(value, np.ndarray):
+        return [_attr(key, v) for v in value.tolist()]
+    if isinstance(value, bytes):
+        value = value.decode()
+    if key == "model_config":
+        return _without_bytecode(value)
+    return value
+
+
+def _without_bytecode(model_config: str) -> dict[str, Any]:
+    """The config with each Lambda's marshalled bytecode blanked: it records the generator's
+    path (co_filename), which differs between clones."""
     cfg = json.loads(model_config)
     for layer in cfg["config"]["layers"]:
         if layer["class_name"] == "Lambda":
             layer["config"]["function"] = "<bytecode>"
-    return cfg
+    return dict(cfg)
