@@ -120,7 +120,8 @@ def convert(
         False,
         "--exact",
         help="Refuse a layout only inferred from weight names (Keras 2 weights-only files "
-        "without --reference): for scripts that accept exact conversions only.",
+        "without --reference; inferred by default): for scripts that accept exact "
+        "conversions only.",
     ),
     infer: bool = typer.Option(
         False,
@@ -147,6 +148,9 @@ def convert(
     ),
 ) -> None:
     """Rewrite a parallel checkpoint as the single template model's checkpoint.
+
+    Keras 2 weights-only files: the layout is inferred from weight names by default (said so).
+    --reference makes it exact; --exact refuses an inferred layout instead.
 
     With --out-dir: convert every checkpoint found, skip single models, report failures
     and go on (exit 1 when any input failed).
@@ -177,7 +181,7 @@ def convert(
             return
         from .render import render_conversion
 
-        out.print(render_conversion(result))
+        out.print(render_conversion(result), crop=False)  # a warning stays one line
         return
 
     from .batch import convert_batch, write_batch_report

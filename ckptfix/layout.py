@@ -28,19 +28,41 @@ from .errors import LayoutError, ReferenceMismatchError
 from .pattern import ConfigLayer, config_layers, descendant_names
 from .report import Layout
 
-# Weights Keras always creates as non-trainable: proof that the non-trainable tail has begun.
-_NON_TRAINABLE_SUFFIX = re.compile(r"(^|/)(moving_mean|moving_variance)(:\d+)?$")
+# Weights that Keras creates non-trainable whatever the layer's trainable flag (tf_keras 2.21,
+# Keras 2.x): BatchNormalization's moving statistics (SyncBatchNormalization and BatchNormalization
+# with renorm add moving_stddev, renorm_mean, renorm_stddev) and SpectralNormalization's power
+# iteration vector. A weight named so proves that the non-trainable tail has begun.
+_NON_TRAINABLE_NAMES = frozenset(
+    {"moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev", "vector_u"}
+)
+# Layers whose weights are all non-trainable by construction, as their whole run of names:
+# Normalization (mean, variance, count). Such a layer sits in the tail, apart from its place.
+_STATE_LAYERS = frozenset({("mean", "variance", "count")})
 _AUTO_NAME = re.compile(r"^(.*?)(?:_(\d+))?$")
 
-#: What a layout inferred from weight names cannot see, the symptom, and the way out (one line).
-INFERRED_NOTE = (
-    "layout inferred from weight names (a weights-only file does not record the template's "
-    "layers); a model nested inside the template cannot be seen: loading then fails with "
-    "'Layer count mismatch … expected M layers, found N saved layers' (older Keras: 'a weight "
-    "file containing N layers into a model with M layers'); "
-    "to make it exact pass reference= with the template's JSON config (model.to_json()) or a "
-    ".h5 saved from the template, or model= with the template built in code"
-)
+
+def inferred_note(layers: int, unusual: Sequence[str] = ()) -> str:
+    """The one line said of a layout inferred from weight names: what, the way out, the symptom.
+
+    ``layers`` is the number of layers written (what Keras will count as "saved layers");
+    ``unusual`` names layers holding non-trainable weights that are not BatchNormalization's.
+    """
+    note = (
+        "layout inferred from weight names (a weights-only file does not record the template's "
+        "layers); make it exact with reference= (the template's model.to_json() or a .h5 saved "
+        "from it), as needed when the template nests a model: Keras then refuses this file with "
+        f"'Layer count mismatch … found {layers} saved layers' (older Keras: 'a weight file "
+        f"containing {layers} layers into a model with M layers')"
+    )
+    if unusual:
+        more = "…" if len(unusual) > 5 else ""
+        note += (
+            "; non-trainable weights other than BatchNormalization statistics were placed "
+            f"after their layer's trainable ones, as Keras stores and loads them: "
+            f"{', '.join(unusual[:5])}{more}"
+        )
+    return note
+
 
 MAKE_EXACT = (
     "to make it exact pass reference= with the template's JSON config (model.to_json()) or "
@@ -262,16 +284,39 @@ def from_model(
     )
 
 
-def infer_from_names(nested: Sequence[str], template: str) -> TemplateLayout:
+def _base(name: str) -> str:
+    """The weight's own name, without its layer scope and ``:0``: ``bn/moving_mean:0`` → ..."""
+    return _norm(name).rsplit("/", 1)[-1]
+
+
+def infer_from_names(
+    nested: Sequence[str], template: str, outputs: Sequence[str] = ()
+) -> TemplateLayout:
     """Rebuild the layer order from weight names alone (``layout="inferred"``).
 
-    Runs of weights sharing a first name component are layers. The non-trainable tail starts
-    at the first run that repeats an earlier layer or holds moving statistics; a layer first
-    seen inside the tail is frozen and its position cannot be known, so that is refused.
+    The nested list is every layer's trainable weights in layer order, then every layer's
+    non-trainable ones (Keras 2's legacy order, which ``load_weights`` also uses per layer:
+    trainable first, whatever order the layer created them in). Runs of weights sharing a first
+    name component are layers. The non-trainable tail is proven to have begun at the first
+    run that repeats an earlier layer, holds a weight Keras always creates non-trainable
+    (BatchNormalization's moving statistics...), is a layer made only of state (Normalization),
+    or, for a ``multi_gpu_model`` file, comes after the template's output layer (``outputs``:
+    the merge layers carry the output layers' names, and an output layer comes last in a
+    functional model's layers). A layer first seen in the tail holds only non-trainable
+    weights (frozen, or state): its position cannot be known, so that is refused.
 
     Raises:
         LayoutError: the order is visibly unknowable.
     """
+    unscoped = next((w for w in nested if "/" not in w), None)
+    if unscoped is not None:
+        raise LayoutError(
+            f"expected every weight of {template!r} to be named after its layer; found weight "
+            f"{unscoped!r} carries no layer name (made outside its layer's scope, as "
+            "Normalization.adapt() before the layer is called does), so its layer cannot be "
+            "inferred; pass reference= with a .h5 saved from the template "
+            "(template.save_weights), or model= with the template built in code"
+        )
     firsts = [_first(w, template, {}) for w in nested]
     runs: list[tuple[str, list[int]]] = []
     for i, f in enumerate(firsts):
@@ -279,14 +324,40 @@ def infer_from_names(nested: Sequence[str], template: str) -> TemplateLayout:
             runs[-1][1].append(i)
         else:
             runs.append((f, [i]))
+    outputs_at = [r for r, (name, _) in enumerate(runs) if name in outputs]
+    last_output = outputs_at[-1] if outputs_at else None
     seen: list[str] = []
-    tail_start: int | None = None
+    tail_start: int | None = None  # the first run wholly in the non-trainable tail
+    why = "holds only non-trainable weights (a frozen layer, or state such as Normalization's)"
     for r, (name, idx) in enumerate(runs):
-        moving = any(_NON_TRAINABLE_SUFFIX.search(nested[i]) for i in idx)
-        if tail_start is None and (name in seen or moving):
-            tail_start = r
-        if name not in seen:
+        repeat = name in seen
+        if not repeat:
             seen.append(name)
+        if tail_start is not None:
+            continue
+        bases = [_base(nested[i]) for i in idx]
+        after_output = last_output is not None and r > last_output and not repeat
+        if (
+            repeat
+            or after_output
+            or tuple(bases) in _STATE_LAYERS
+            or bases[0] in _NON_TRAINABLE_NAMES
+        ):
+            tail_start = r
+            if after_output:
+                why += f", listed after the output layer {runs[last_output][0]!r}"
+        elif any(b in _NON_TRAINABLE_NAMES for b in bases):
+            # The tail begins inside this run: the last layer with trainable weights is also
+            # the first with non-trainable ones, or a frozen BatchNormalization follows the
+            # trainable weights. Only the output layer (known to come last) tells them apart.
+            if r != last_output:
+                raise LayoutError(
+                    f"expected to place every layer of {template!r} from its weight names; "
+                    f"found layer {name!r}, whose statistics start the non-trainable weights, "
+                    "is either the template's last layer with weights or a frozen layer, and a "
+                    f"weights-only file does not say which; {MAKE_EXACT}"
+                )
+            tail_start = r + 1
     if tail_start is not None:
         before = {name for name, _ in runs[:tail_start]}
         counts: dict[str, int] = {}
@@ -295,8 +366,8 @@ def infer_from_names(nested: Sequence[str], template: str) -> TemplateLayout:
             if name not in before:
                 raise LayoutError(
                     f"expected to place every layer of {template!r} from its weight names; found "
-                    f"layer {name!r} holds only non-trainable weights (frozen), so a weights-only "
-                    f"file does not say where it sits; {MAKE_EXACT}"
+                    f"layer {name!r} {why}, so a weights-only file does not say where it sits; "
+                    f"{MAKE_EXACT}"
                 )
             if counts[name] > 1:
                 raise LayoutError(
@@ -308,27 +379,20 @@ def infer_from_names(nested: Sequence[str], template: str) -> TemplateLayout:
     for i, f in enumerate(firsts):
         by_layer.setdefault(f, []).append(i)
     layers = tuple(LayoutLayer(name=n, class_name=None, indices=tuple(by_layer[n])) for n in seen)
-    # Weights of a layer found again in the tail are its non-trainable ones, placed after its
-    # trainable ones as Keras 2 stores and loads them; moving statistics are BatchNormalization's,
-    # anything else is named, so that a custom layer's own state is checked by its owner.
-    unusual = []
+    # A layer found again in the tail keeps its trainable weights first, as Keras 2 stores and
+    # loads them; non-trainable weights other than the known statistics are named, so that the
+    # owner of a custom layer's state can check it.
+    unusual: list[str] = []
     if tail_start is not None:
         for name, idx in runs[tail_start:]:
-            if any(not _NON_TRAINABLE_SUFFIX.search(nested[i]) for i in idx):
+            if any(_base(nested[i]) not in _NON_TRAINABLE_NAMES for i in idx):
                 unusual.append(name)
-    note = INFERRED_NOTE
-    if unusual:
-        note += (
-            "; non-trainable weights other than BatchNormalization statistics were placed after "
-            f"their layer's trainable ones, as Keras 2 stores them: {', '.join(unusual[:5])}"
-            + ("…" if len(unusual) > 5 else "")
-        )
     return TemplateLayout(
         layers=layers,
         layer_names=tuple(seen),
         layout="inferred",
         source="names",
-        note=note,
+        note=inferred_note(len(layers), unusual),
     )
 
 

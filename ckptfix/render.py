@@ -15,6 +15,7 @@ from rich.tree import Tree
 
 from .errors import cli_wording
 from .report import (
+    TEMPLATE_JSON,
     CheckpointReport,
     ConversionResult,
     LayerEntry,
@@ -51,9 +52,14 @@ def render_conversion(r: ConversionResult) -> RenderableType:
     t.add_row("verified", Text("every tensor matches the source", style="green"))
     t.add_row("time", f"{r.seconds:.2f} s")
     parts: list[RenderableType] = [t]
-    for w in r.warnings:
-        parts.append(Text(f"warning: {cli_wording(w)}", style="yellow"))
+    for w in r.warnings:  # one line each, never wrapped (print with crop=False)
+        parts.append(_line(f"warning: {cli_wording(w)}", "yellow"))
     return Group(*parts)
+
+
+def _line(text: str, style: str) -> Text:
+    """A line that stays one line (the terminal wraps it, rich does not), to be read or copied."""
+    return Text(text, style=style, no_wrap=True, overflow="ignore", end="\n")
 
 
 def render_verification(r: VerificationResult) -> RenderableType:
@@ -107,12 +113,18 @@ def render_report(r: CheckpointReport, tensors: bool = False) -> RenderableType:
     parts.append(_tree(r, tensors))
     if not tensors and _count_weights(r.layers):
         parts.append(Text("(--tensors lists every tensor with its shape and dtype)", style="dim"))
-    if r.convert_command:
+    if r.convert_command and r.layout == "inferred":
+        # Last, and never wrapped, so that they can be copied as one line each. The exact
+        # command first: an inferred layout cannot see a model nested inside the template.
+        heading = f"fix (exact, with {TEMPLATE_JSON} the template's model.to_json()):"
+        parts.append(Text(heading, style="bold"))
+        parts.append(_line(f"{r.convert_command} --reference {TEMPLATE_JSON}", "bold cyan"))
+        parts.append(Text("or, with the layout inferred from weight names:", style="bold"))
+        parts.append(_line(r.convert_command, "bold cyan"))
+    elif r.convert_command:
         # Last, and never wrapped, so that it can be copied as one line.
         parts.append(Text("fix:", style="bold"))
-        parts.append(
-            Text(r.convert_command, style="bold cyan", no_wrap=True, overflow="ignore", end="\n")
-        )
+        parts.append(_line(r.convert_command, "bold cyan"))
     return Group(*parts)
 
 
@@ -192,7 +204,13 @@ def _header(r: CheckpointReport) -> Table:
         head.add_row("why", Text(cli_wording(r.layout_note), style="yellow"))
     for note in r.notes:
         head.add_row("note", Text(cli_wording(note)))
-    if r.convert_command:
+    if r.convert_command and r.layout == "inferred":
+        head.add_row(
+            "fix",
+            "[bold]convert[/] with --reference for an exact layout, or without it (inferred): "
+            "the commands are printed below the tree",
+        )
+    elif r.convert_command:
         head.add_row("fix", "[bold]convert[/] with the command printed below the tree")
     elif not r.wrapped and len(r.candidates) <= 1:
         head.add_row(

@@ -19,6 +19,9 @@ from .checkpoint import Checkpoint, Layer, LayoutSource, Weight
 
 Layout = Literal["exact", "inferred"]
 
+#: The placeholder for the template's ``model.to_json()`` file in a suggested command.
+TEMPLATE_JSON = "TEMPLATE.json"
+
 #: The version of the ``inspect --json`` object's layout; later additions only add keys.
 JSON_SCHEMA_VERSION = 1
 
@@ -307,7 +310,7 @@ def fix_command(
     if p.template is None:
         return None
     if ck.layout.status == "unknown" and reference is None:
-        reference = "TEMPLATE.json"  # the one thing that makes this layout known
+        reference = TEMPLATE_JSON  # the one thing that makes this layout known
     return convert_command(ck, template=template, reference=reference)
 
 

@@ -287,15 +287,22 @@ def test_frozen_layer_in_tail_is_refused_without_reference(tmp_path):
         ]
 
 
-def test_out_of_order_auto_names_are_refused(tmp_path):
-    """A frozen dense_1 at the tail start shows only as a number out of creation order."""
+@pytest.mark.parametrize(
+    "merge,why",
+    [
+        # Keras 2.0.9 named the merge layers concatenate_N: only the numbers tell
+        ("concatenate_1", "creation order; found .dense_1. after a later-numbered dense"),
+        # later Keras named them after the outputs: dense_1 comes after the output layer
+        ("dense_2", "layer 'dense_1' holds only non-trainable.*after the output layer 'dense_2'"),
+    ],
+)
+def test_out_of_order_auto_names_are_refused(tmp_path, merge, why):
+    """A frozen dense_1 at the tail start shows as a number out of creation order."""
     nested = rng_layers([("model_1", [("dense_2/kernel:0", (4, 4)), ("dense_1/kernel:0", (3, 4))])])
     par = tmp_path / "par.h5"
     with h5py.File(par, "w") as f:
-        write_layers(
-            f, [("input_1", []), ("lambda_1", []), ("lambda_2", []), *nested, ("dense_2", [])]
-        )
-    with pytest.raises(ckptfix.LayoutError, match="creation order"):
+        write_layers(f, [("input_1", []), ("lambda_1", []), ("lambda_2", []), *nested, (merge, [])])
+    with pytest.raises(ckptfix.LayoutError, match=why):
         ckptfix.convert_checkpoint(par, tmp_path / "o.h5")
 
 

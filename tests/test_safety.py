@@ -222,7 +222,7 @@ def test_disk_full_at_every_stage_of_every_format(tmp_path, small_fs, fixture):
 def test_disk_full_through_the_cli_exits_6(tmp_path, small_fs):
     src = big_parallel_file(tmp_path / "parallel.h5", layers=2)
     fs = small_fs(1 << 20)
-    res = cli("convert", str(src), str(fs / "single.h5"), "--infer")
+    res = cli("convert", str(src), str(fs / "single.h5"))
     assert res.exit_code == int(ckptfix.ExitCode.OUTPUT), res.output
     assert first_line(res).startswith("Error: expected room to write single.h5; found the disk")
     assert list(fs.iterdir()) == []
@@ -341,7 +341,7 @@ def test_tensors_pointing_outside_the_file_are_refused(tmp_path, src_fixture, ho
         else:
             f[names[0]] = h5py.ExternalLink(str(secret), "/x")
     before = sha256(src)
-    res = cli("convert", str(src), str(tmp_path / f"single_{src_fixture.name}"), "--infer")
+    res = cli("convert", str(src), str(tmp_path / f"single_{src_fixture.name}"))
     assert res.exit_code == int(ckptfix.ExitCode.BAD_INPUT), res.output
     line = first_line(res)
     assert line.startswith("Error: expected every tensor stored inside the checkpoint; found 1"), (

@@ -277,7 +277,9 @@ def _resolve_layout(
                 f"nested in one group); {MAKE_EXACT}"
             )
         else:
-            lay = infer_from_names(nested, tpl)
+            # multi_gpu_model names each merge layer after a template output layer
+            outputs = pattern.merges if pattern.parallel else ()
+            lay = infer_from_names(nested, tpl, outputs)
     except ReferenceMismatchError:
         raise
     except LayoutError as exc:
