@@ -344,7 +344,7 @@ def infer_from_names(
             or bases[0] in _NON_TRAINABLE_NAMES
         ):
             tail_start = r
-            if after_output:
+            if after_output and last_output is not None:
                 why += f", listed after the output layer {runs[last_output][0]!r}"
         elif any(b in _NON_TRAINABLE_NAMES for b in bases):
             # The tail begins inside this run: the last layer with trainable weights is also

@@ -232,6 +232,31 @@ def test_cli_report_file(cli_parallel, serial, mixed: Path) -> None:
             want.tensors,
             want.bytes,
         )
+        assert (got["layout"], got["warnings"]) == (want.layout, list(want.warnings))
+    # weights-only inputs are converted by default, their layout reported as inferred, in words
+    inferred = [e for e in data["entries"] if e["layout"] == "inferred"]
+    assert inferred and all(e["status"] == "converted" for e in inferred)
+    assert all(e["warnings"][0].startswith("layout inferred from weight names") for e in inferred)
+    # (the report file keeps the library's words, reference=, as write_batch_report writes it)
+    assert all("make it exact with reference=" in e["warnings"][0] for e in inferred)
+
+
+def test_exact_batch_fails_weights_only_inputs_and_converts_the_rest(tmp_path: Path) -> None:
+    src = tmp_path / "runs"
+    src.mkdir()
+    for name in ("parallel_weights.h5", "parallel_model.h5"):
+        (src / name).write_bytes((KERAS2 / "dense_bn" / name).read_bytes())
+    report = ckptfix.convert_batch([src], tmp_path / "fixed", jobs=1, exact=True)
+    by_name = {Path(e.source).name: e for e in report.entries}
+    weights, model = by_name["parallel_weights.h5"], by_name["parallel_model.h5"]
+    assert (weights.status, weights.error, weights.exit_code) == (
+        "failed",
+        "LayoutUnknownError",
+        4,
+    )
+    assert "exact=True" in str(weights.reason) and "reference=" in str(weights.reason)
+    assert (model.status, model.layout) == ("converted", "exact")
+    assert not (tmp_path / "fixed" / "parallel_weights.h5").exists()
 
 
 def test_jobs_2_and_jobs_1_write_byte_identical_outputs(cli_parallel, serial) -> None:

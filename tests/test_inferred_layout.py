@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 import ckptfix
 from ckptfix.cli import app
-from tests.conftest import FIXTURES, assert_predictions_close, fixture_module, sha256
+from tests.conftest import FIXTURES, ROOT, assert_predictions_close, fixture_module, sha256
 
 DENSE_BN = FIXTURES / "keras2" / "dense_bn"
 NESTED = FIXTURES / "keras2" / "nested"
@@ -316,7 +316,9 @@ def test_cli_frozen_fixture_is_refused_and_nested_converts_with_the_warning(tmp_
     assert "--reference" in res.stderr and not (tmp_path / "f.h5").exists()
     res = run("convert", str(NESTED / "parallel_weights.h5"), str(tmp_path / "n.h5"))
     assert res.exit_code == 0
-    assert "'Layer count mismatch … found 4 saved layers'" in res.stdout.splitlines()[-1]
+    line = res.stdout.splitlines()[-1]
+    assert "'Layer count mismatch … found 4 saved layers'" in line
+    assert line in (ROOT / "README.md").read_text(encoding="utf-8")  # the README shows it
 
 
 def test_inspect_puts_the_reference_command_first_for_an_inferred_layout():
