@@ -306,6 +306,44 @@ def test_out_of_order_auto_names_are_refused(tmp_path, merge, why):
         ckptfix.convert_checkpoint(par, tmp_path / "o.h5")
 
 
+BN_LAST = [
+    ("dense/kernel:0", (3, 4)),
+    ("dense/bias:0", (4,)),
+    ("batch_normalization/gamma:0", (4,)),
+    ("batch_normalization/beta:0", (4,)),
+    ("batch_normalization/moving_mean:0", (4,)),
+    ("batch_normalization/moving_variance:0", (4,)),
+]
+
+
+@pytest.mark.parametrize(
+    "merge,refused",
+    [
+        # the output layer holds no weights: a trainable BN at the end and a frozen BN before
+        # dense store the same list, so the order is unknowable
+        ("activation", "either the template's last layer with weights or a frozen layer"),
+        # the BN is the output layer, so it comes last: trainable or not, its place is known
+        ("batch_normalization", None),
+    ],
+)
+def test_statistics_starting_the_tail_inside_a_run(tmp_path, merge, refused):
+    nested = rng_layers([("model_1", BN_LAST)])
+    par = tmp_path / "par.h5"
+    with h5py.File(par, "w") as f:
+        write_layers(f, [("input_1", []), ("lambda_1", []), ("lambda_2", []), *nested, (merge, [])])
+    out = tmp_path / "o.h5"
+    if refused:
+        with pytest.raises(ckptfix.LayoutError, match=refused):
+            ckptfix.convert_checkpoint(par, out)
+        assert not out.exists()
+        return
+    r = ckptfix.convert_checkpoint(par, out)
+    assert r.layout == "inferred" and r.layers == 2
+    names, weights, _ = read_single(out)
+    assert [n for n in names if weights[n]] == ["dense", "batch_normalization"]
+    assert [w for w, _ in weights["batch_normalization"]] == [w for w, _ in BN_LAST[2:]]
+
+
 def test_reference_that_does_not_match_is_refused(tmp_path, realworld):
     single = realworld / "DeepAnomaly__lstm_model.h5"
     par = tmp_path / "par.h5"
