@@ -209,11 +209,11 @@ class MissingDependencyError(CkptfixError):
 
 
 def require_tensorflow() -> None:
-    """Raise a clear error when TensorFlow is not installed (used by the trainer)."""
+    """Raise a clear error when TensorFlow is not installed (the trainer, ``model=``)."""
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
         raise MissingDependencyError(
-            "this needs TensorFlow; found it not installed; "
+            "expected TensorFlow, which the trainer and model= need; found it not installed; "
             "install it with: pip install 'ckptfix[tf]'"
         )

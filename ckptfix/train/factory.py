@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, MissingDependencyError, UsageError
+from ..errors import InputError, MissingDependencyError, UsageError, require_tensorflow
 from ._keras import native_noise_filtered
 
 #: Modules whose absence means the ``[tf]`` extra (or tf-keras) is not installed.
@@ -51,7 +51,7 @@ def load_factory(spec: str) -> Callable[[], Any]:
         if (exc.name or "").split(".")[0] in _KERAS_MODULES:
             raise missing_keras(exc.name or "tensorflow") from None
         raise _not_importable(module_name, exc) from None
-    except (ImportError, FileNotFoundError) as exc:
+    except Exception as exc:  # the user's module: a syntax error, a failing import-time call
         raise _not_importable(module_name, exc) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
@@ -70,6 +70,7 @@ def build_model(spec: str) -> Any:
         UsageError, InputError, MissingDependencyError: as :func:`load_factory`; InputError
             also when the factory fails or returns something that is not a model.
     """
+    require_tensorflow()  # the [tf] extra: say so plainly before running the user's code
     factory = load_factory(spec)
     try:
         with native_noise_filtered():
@@ -111,9 +112,10 @@ def _import_file(path: Path) -> Any:
 
 
 def _not_importable(module_name: str, exc: BaseException) -> InputError:
+    first = str(exc).splitlines()[0] if str(exc) else ""
     return InputError(
-        f"expected an importable module {module_name!r}; found {type(exc).__name__}: "
-        f"{exc}; check the name and PYTHONPATH"
+        f"expected an importable module {module_name!r}; found {type(exc).__name__}"
+        f"{': ' + first if first else ''}; check the name, PYTHONPATH and the module's code"
     )
 
 
