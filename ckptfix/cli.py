@@ -101,6 +101,19 @@ def run_library(call: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+def emit(
+    result: Any, render: Callable[[], RenderableType], as_json: bool, jsonl: bool = False
+) -> None:
+    """Print a result: JSON lines, JSON (a list for several results), or its rendering."""
+    many = isinstance(result, list | tuple)
+    if jsonl:
+        print_jsonl(result if many else [result])
+    elif as_json:
+        print_json(list(result) if many else result)
+    else:
+        show(render())
+
+
 def print_json(obj: Any) -> None:
     """Print one JSON document on stdout (plain, no rich markup), in the command line's words."""
     sys.stdout.write(json.dumps(cli_json(obj), indent=2, sort_keys=False) + "\n")
@@ -312,28 +325,18 @@ def inspect(
         )
         if model is not None:
             report = _with_model_flag(report, model)
-        if jsonl:
-            print_jsonl([report])
-        elif as_json:
-            print_json(report)
-        else:
-            from .render import render_report
+        from .render import render_report
 
-            show(render_report(report, tensors=tensors))
+        emit(report, lambda: render_report(report, tensors=tensors), as_json, jsonl)
         return
     entries = run_library(
         lambda: inspect_checkpoints(paths, template=template, reference=reference, model=live)
     )
     if model is not None:
         entries = tuple(_with_model_flag(e, model) for e in entries)
-    if jsonl:
-        print_jsonl(entries)
-    elif as_json:
-        print_json(list(entries))
-    else:
-        from .render import render_inspect_table
+    from .render import render_inspect_table
 
-        show(render_inspect_table(entries))
+    emit(entries, lambda: render_inspect_table(entries), as_json, jsonl)
     if not all(e.ok for e in entries):
         raise typer.Exit(int(ExitCode.FAILED))
 
@@ -408,7 +411,7 @@ def convert(
         help="Batch: write a JSON report (one entry per input) here.",
     ),
 ) -> None:
-    """Rewrite a parallel checkpoint as the single template model's checkpoint.
+    """Rewrite a parallel checkpoint as the template model's own.
 
     The output is written beside DST, verified tensor by tensor against SRC, then renamed
     into place. With --out-dir: convert every checkpoint found, skip single models, report
@@ -428,7 +431,9 @@ def convert(
                 f"expected SRC [DST], or SRC... --out-dir DIR; found {len(paths)} paths"
             )
         src, dst = paths[0], (paths[1] if len(paths) == 2 else None)
-        if Path(src).is_dir() and not (Path(src) / "saved_model.pb").exists():
+        from .survey import is_checkpoint_folder
+
+        if Path(src).is_dir() and not is_checkpoint_folder(Path(src)):
             raise UsageError(
                 f"{src} is a folder; convert folders with: ckptfix convert {shlex.quote(src)} "
                 "--out-dir DIR"
@@ -447,12 +452,9 @@ def convert(
                 force=force,
             )
         )
-        if as_json:
-            print_json(result)
-            return
         from .render import render_conversion
 
-        show(render_conversion(result))
+        emit(result, lambda: render_conversion(result), as_json)
         return
 
     from .batch import convert_batch, write_batch_report
@@ -479,10 +481,8 @@ def convert(
     except KeyboardInterrupt:
         say("Interrupted; finished outputs are kept: rerun the same command to go on.", err)
         raise typer.Exit(130) from None
-    if as_json:
-        print_json(batch)
-    else:
-        show(render_batch(batch, None if report_file is None else str(report_file)))
+    report_name = None if report_file is None else str(report_file)
+    emit(batch, lambda: render_batch(batch, report_name), as_json)
     if not batch.ok:
         raise typer.Exit(int(ExitCode.FAILED))
 
@@ -509,14 +509,10 @@ def verify(
       ckptfix verify parallel.h5 single.h5 --json | jq .ok
     """
     from .convert import verify_conversion
+    from .render import render_verification
 
     result = run_library(lambda: verify_conversion(src, dst, template=template))
-    if as_json:
-        print_json(result)
-    else:
-        from .render import render_verification
-
-        show(render_verification(result))
+    emit(result, lambda: render_verification(result), as_json)
     if not result.ok:
         raise typer.Exit(int(ExitCode.VERIFY))
 
@@ -572,7 +568,7 @@ def train_command(
     ),
     as_json: JsonOption = False,
 ) -> None:
-    """Train a model data-parallel; every checkpoint loads into the single model.
+    """Train data-parallel, saving checkpoints of the single model.
 
     Rerun the same command to continue an interrupted run (Ctrl-C keeps every finished
     epoch); a run that already reached --epochs trains nothing. Needs pip install

@@ -62,15 +62,16 @@ def find_inputs(paths: Sequence[str | Path]) -> list[Path | str]:
     they are reported), and the checkpoints found in folders.
 
     Folders are searched recursively for :data:`ckptfix.batch.CHECKPOINT_SUFFIXES` (symlinked
-    folders are not followed; ckptfix temporaries are left out); a SavedModel folder is one
-    input. Each file is listed once, at its first mention. A folder holding no checkpoint is
-    listed as itself (a ``str``), so that it is reported rather than silently dropped.
+    folders are not followed; ckptfix temporaries are left out); a folder that is one
+    checkpoint (:func:`is_checkpoint_folder`) is one input. Each file is listed once, at its
+    first mention. A folder holding no checkpoint is listed as itself (a ``str``), so that it
+    is reported rather than silently dropped.
     """
     found: list[Path | str] = []
     seen: set[str] = set()
     for given in paths:
         p = Path(given)
-        if not p.is_dir() or _is_saved_model(p):
+        if not p.is_dir() or is_checkpoint_folder(p):
             files = [p]
         else:
             files = list(_expand(p))
@@ -134,7 +135,7 @@ def inspect_checkpoints(
 def _expand(folder: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)
-        models = sorted(d for d in dirnames if _is_saved_model(here / d))
+        models = sorted(d for d in dirnames if is_checkpoint_folder(here / d))
         yield from (here / d for d in models)  # one input each, not searched inside
         dirnames[:] = sorted(d for d in dirnames if d not in models)
         for name in sorted(filenames):
@@ -144,11 +145,22 @@ def _expand(folder: Path) -> Iterator[Path]:
 
 def describes_one_file(paths: Sequence[str | Path]) -> bool:
     """True for one path that is not a folder to search (a file, a SavedModel, nothing)."""
-    return len(paths) == 1 and not (Path(paths[0]).is_dir() and not _is_saved_model(Path(paths[0])))
+    if len(paths) != 1:
+        return False
+    p = Path(paths[0])
+    return not p.is_dir() or is_checkpoint_folder(p)
 
 
-def _is_saved_model(p: Path) -> bool:
-    return (p / "saved_model.pb").is_file()
+def is_checkpoint_folder(p: Path) -> bool:
+    """A folder that is one checkpoint, not a folder of them: a SavedModel, or a TensorFlow
+    checkpoint's folder (its ``checkpoint`` file names the prefix)."""
+    return any((p / name).is_file() for name in ("saved_model.pb", "checkpoint"))
 
 
-__all__ = ["InspectEntry", "describes_one_file", "find_inputs", "inspect_checkpoints"]
+__all__ = [
+    "InspectEntry",
+    "describes_one_file",
+    "find_inputs",
+    "inspect_checkpoints",
+    "is_checkpoint_folder",
+]
