@@ -16,6 +16,7 @@ from .errors import (
     CkptfixError,
     CorruptCheckpointError,
     ExitCode,
+    InputError,
     LayoutError,
     LayoutUnknownError,
     NotACheckpointError,
@@ -26,6 +27,7 @@ from .errors import (
     TemplateNotFoundError,
     UnsupportedConversionError,
     UnsupportedFormatError,
+    UsageError,
     VerificationError,
 )
 from .report import (
@@ -37,6 +39,7 @@ from .report import (
     VerificationResult,
     inspect_checkpoint,
 )
+from .survey import InspectEntry, inspect_checkpoints
 
 __all__ = [
     "__version__",
@@ -47,6 +50,7 @@ __all__ = [
     "convert_batch",
     "convert_checkpoint",
     "inspect_checkpoint",
+    "inspect_checkpoints",
     "read_checkpoint",
     "verify_conversion",
     "AmbiguousTemplateError",
@@ -55,6 +59,8 @@ __all__ = [
     "ConversionResult",
     "CorruptCheckpointError",
     "ExitCode",
+    "InputError",
+    "InspectEntry",
     "LayerEntry",
     "LayoutError",
     "LayoutUnknownError",
@@ -68,6 +74,7 @@ __all__ = [
     "TensorEntry",
     "UnsupportedConversionError",
     "UnsupportedFormatError",
+    "UsageError",
     "VerificationError",
     "VerificationResult",
 ]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import CkptfixError, NotACheckpointError, NothingToConvertError, OutputError
+from .layout import ModelShapes, model_shapes
 from .output import TEMP_MARK, same_file
 
 #: File name endings searched for in folders (``.weights.h5`` ends with ``.h5``).
@@ -128,6 +129,7 @@ class _Options:
     reference: str | None
     exact: bool
     force: bool
+    model: ModelShapes | None = None  # picklable, for the workers
 
 
 def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tuple[BatchItem, ...]:
@@ -195,6 +197,7 @@ def convert_batch(
     template: str | None = None,
     exact: bool = False,
     infer: bool | None = None,
+    model: Any = None,
     progress: BatchProgressCallback | None = None,
 ) -> BatchReport:
     """Convert every checkpoint under ``sources`` into the same tree under ``out_dir``.
@@ -215,6 +218,8 @@ def convert_batch(
             without a reference; see :func:`ckptfix.convert_checkpoint`). By default they are
             inferred, checked, and reported with ``layout="inferred"``.
         infer: deprecated: inference is the default; ``infer=False`` means ``exact=True``.
+        model: a live Keras model built like the template, for every input's exact layout
+            (workers get its :class:`~ckptfix.layout.ModelShapes`).
         progress: called with a :class:`BatchProgress` before the work and after each file.
 
     Returns:
@@ -240,7 +245,8 @@ def convert_batch(
     out = Path(out_dir).absolute()
     created = _make_folders(out, items)
     exact = exact or infer is False
-    opts = _Options(template, None if reference is None else str(reference), exact, force)
+    shapes = None if model is None else model_shapes(model)
+    opts = _Options(template, None if reference is None else str(reference), exact, force, shapes)
     n = min(jobs or _cpu_count(), len(items))
     if n > 1 and not _main_importable():
         n = 1  # spawned workers could not start (they re-import __main__): run here instead
@@ -324,7 +330,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
                     source=src,
                     file_bytes=item.file_bytes,
                     status="failed",
-                    reason=f"expected the existing output {dst} to match its input; found "
+                    reason=f"expected the existing output to match its input; found "
                     f"{len(check.mismatches)} mismatching tensors (first: {check.mismatches[0]}); "
                     "pass force=True to replace it",
                     destination=dst,
@@ -337,8 +343,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
                 source=src,
                 file_bytes=item.file_bytes,
                 status="skipped",
-                reason=f"output exists and matches the input; kept {dst} "
-                "(pass force=True to replace it)",
+                reason="output exists and matches the input; kept (pass force=True to replace it)",
                 destination=dst,
                 tensors=check.tensors,
                 bytes=check.bytes,
@@ -351,6 +356,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
             reference=opts.reference,
             exact=opts.exact,
             force=opts.force,
+            model=opts.model,
         )
     except NothingToConvertError as exc:
         return _error_entry(item, "skipped", exc, start)

@@ -30,7 +30,7 @@ from .formats.base import (
 from .h5util import damaged_file_errors
 from .layout import MAKE_EXACT
 from .output import atomic_destination, check_self_contained
-from .report import ConversionResult, VerificationResult
+from .report import ConversionResult, VerificationResult, output_path
 from .storage import CopyRecord, TensorPair, compare_pairs, stray_datasets
 
 
@@ -73,7 +73,7 @@ def _why_not(fmt: Format) -> str:
 
 def convert_checkpoint(
     src: str | Path,
-    dst: str | Path,
+    dst: str | Path | None = None,
     *,
     template: str | None = None,
     reference: str | Path | None = None,
@@ -91,11 +91,14 @@ def convert_checkpoint(
     Args:
         src: the parallel checkpoint (Keras 2 ``.h5``/``.hdf5``, Keras 3 ``.weights.h5`` or
             ``.keras``). Never modified.
-        dst: where to write the single-model checkpoint.
+        dst: where to write the single-model checkpoint. ``None``: ``X.single.<suffix>``
+            beside the source (:func:`ckptfix.report.suggested_output`); an existing folder:
+            the source's name inside it, as ``cp`` does.
         template: the nested model to lift out, by its layer name, when there are several.
         reference: an exact layout for Keras 2 weights-only files: a single-model ``.h5``
             saved from the template, a full-model ``.h5``, or a ``model.to_json()`` file.
-        model: a live Keras model built like the template (exact layout; needs TensorFlow).
+        model: a live Keras model built like the template (exact layout; needs TensorFlow),
+            or its :class:`~ckptfix.layout.ModelShapes`.
         exact: refuse a layout only inferred from weight names (a Keras 2 weights-only file
             without ``reference`` or ``model``). By default such a layout is inferred, checked,
             and reported as ``layout="inferred"`` with a warning saying how to make it exact;
@@ -123,6 +126,7 @@ def convert_checkpoint(
     start = time.perf_counter()
     exact = exact or infer is False
     ck = read_checkpoint(src, template=template, reference=reference, model=model, exact=exact)
+    dst = output_path(ck, dst)
     writer, wid = formats.writer_for(dst, ck)
     wopts = WriteOptions(progress=progress)
     check_options(writer.name, writer.write_options, _given_write(wopts), "writers take progress=")
@@ -261,7 +265,7 @@ def _result(
 
 def _first(exc: BaseException) -> str:
     text = str(exc)
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__  # whole: never cut mid-word
 
 
 def _path(ref: TensorRef) -> str:
@@ -299,12 +303,15 @@ def verify_conversion(
         differ (names, shapes, dtypes, storage or bytes).
 
     Raises:
-        NotACheckpointError, CorruptCheckpointError: ``src`` or ``dst`` is missing or unreadable.
+        NotACheckpointError, CorruptCheckpointError: ``src`` or ``dst`` is missing, unreadable,
+            truncated or damaged (bad input, not a mismatch).
         NothingToConvertError: ``src`` is a single model (there is nothing to compare with).
     """
     ck = read_checkpoint(src, template=template)
     dst_path = Path(dst)
     fmt, fid = formats.sniff(dst_path)
+    with damaged_file_errors(dst_path):
+        fmt.read(dst_path, fid, ReadOptions())  # an unreadable dst is bad input, not a mismatch
     if (
         ck.template is not None
         and ck.family == "keras2"

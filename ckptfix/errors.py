@@ -52,19 +52,39 @@ CLI_FLAGS = {
     "model": "--model",
     "out_dir": "--out-dir",
     "jobs": "--jobs",
+    # the trainer's parameters (``ckptfix train``)
+    "loss": "--loss",
+    "monitor": "--monitor",
+    "devices": "--devices",
+    "batch_size": "--batch-size",
+    "epochs": "--epochs",
+    "checkpoint_dir": "--out",
+    "save_best_only": "--save-best-only",
+    "save_weights_only": "--weights-only",
+    "resume": "--resume",
+}
+#: Boolean parameters whose ``False`` has a flag of its own.
+CLI_NEGATIVE_FLAGS = {"resume": "--no-resume"}
+#: Library phrases that have no single flag, in the command line's words.
+CLI_PHRASES = {
+    "validation_data=(x_val, y_val)": "val_x and val_y in the --data file",
 }
 # A parameter mention stands alone: not inside a path ("runs/model=resnet/…" stays as it is).
 _PARAM = re.compile(
-    r"(?<![\w/.=-])(" + "|".join(CLI_FLAGS) + r")=(True|'[^'/]*'|\"[^\"/]*\"|[A-Za-z0-9_.:-]+)?"
-    r"(?![\w/.=-])"
+    r"(?<![\w/.=-])(" + "|".join(CLI_FLAGS) + r")=(True|False|'[^'/]*'|\"[^\"/]*\"|"
+    r"[A-Za-z0-9_.:-]+)?(?![\w/.=-])"
 )
 
 
 def cli_wording(text: str) -> str:
     """A library message in the command line's words: ``template='x'`` → ``--template x``."""
+    for phrase, words in CLI_PHRASES.items():
+        text = text.replace(phrase, words)
 
     def flag(m: re.Match[str]) -> str:
         name, value = CLI_FLAGS[m.group(1)], m.group(2)
+        if value == "False" and m.group(1) in CLI_NEGATIVE_FLAGS:
+            return CLI_NEGATIVE_FLAGS[m.group(1)]
         if value is None or value == "True":
             return name
         if value[:1] in "'\"":
@@ -130,7 +150,19 @@ class UnsupportedConversionError(CkptfixError):
     exit_code = ExitCode.REFUSED
 
 
-class OptionNotSupportedError(CkptfixError):
+class UsageError(CkptfixError):
+    """A call that cannot be acted on as given: a malformed value, options that do not fit."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(CkptfixError):
+    """An input besides the checkpoint (a reference, a model factory, data) is missing or bad."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class OptionNotSupportedError(UsageError):
     """An option was given that the file's format (or the destination's) does not support."""
 
     exit_code = ExitCode.USAGE
@@ -158,6 +190,18 @@ class TrainingError(CkptfixError):
     exit_code = ExitCode.FAILED
 
 
+class TrainingSetupError(TrainingError, UsageError):
+    """The trainer was called in a way it refuses before training (nothing to monitor, no loss)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class TrainingDataError(TrainingError, InputError):
+    """The training data cannot be used (missing, not an .npz of arrays, mismatched lengths)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
 class MissingDependencyError(CkptfixError):
     """An optional dependency (TensorFlow) is needed for this call."""
 
@@ -165,11 +209,11 @@ class MissingDependencyError(CkptfixError):
 
 
 def require_tensorflow() -> None:
-    """Raise a clear error when TensorFlow is not installed (used by the trainer)."""
+    """Raise a clear error when TensorFlow is not installed (the trainer, ``model=``)."""
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
         raise MissingDependencyError(
-            "this needs TensorFlow; found it not installed; "
+            "expected TensorFlow, which the trainer and model= need; found it not installed; "
             "install it with: pip install 'ckptfix[tf]'"
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import LayoutSource
-from .errors import LayoutError, ReferenceMismatchError
+from .errors import InputError, LayoutError, ReferenceMismatchError
 from .pattern import ConfigLayer, config_layers, descendant_names
 from .report import Layout
 
@@ -50,9 +50,10 @@ def inferred_note(layers: int, unusual: Sequence[str] = ()) -> str:
     note = (
         "layout inferred from weight names (a weights-only file does not record the template's "
         "layers); make it exact with reference= (the template's model.to_json() or a .h5 saved "
-        "from it), as needed when the template nests a model: Keras then refuses this file with "
-        f"'Layer count mismatch … found {layers} saved layers' (older Keras: 'a weight file "
-        f"containing {layers} layers into a model with M layers')"
+        "from it) or model= (the template built in code), as needed when the template nests a "
+        f"model: Keras then refuses this file with 'Layer count mismatch … found {layers} saved "
+        f"layers' (older Keras: 'a weight file containing {layers} layers into a model with M "
+        "layers')"
     )
     if unusual:
         more = "…" if len(unusual) > 5 else ""
@@ -151,9 +152,10 @@ def from_config(
             )
         owner = owners.get(first)
         if owner is None:
+            config = "the reference's config" if source == "reference" else "its config"
             raise ReferenceMismatchError(
-                f"expected every weight of {template_cfg.name!r} to belong to a layer of its "
-                f"config; found {w!r} matches none ({len(top)} layers: "
+                f"expected every weight of the template {template_cfg.name!r} to belong to a "
+                f"layer of {config}; found {w!r} matches none ({len(top)} layers: "
                 f"{', '.join(c.name for c in top[:6])}…); check that the config is the template's, "
                 "or pass a .h5 saved from the template as reference="
             )
@@ -224,29 +226,71 @@ def from_weight_lists(
     )
 
 
-def from_model(
-    model: Any, nested: Sequence[str], shapes: Sequence[tuple[int, ...]]
-) -> TemplateLayout:
-    """Exact layout from a live Keras model (tf_keras or Keras 3) built like the template.
+@dataclass(frozen=True)
+class LayerShapes:
+    """One layer of a live model, as an exact layout needs it: its weights' shapes."""
 
-    Uses each layer's number of trainable and non-trainable weights: the nested list is every
-    layer's trainable weights in order, then every layer's non-trainable weights.
+    name: str
+    class_name: str
+    trainable: tuple[tuple[int, ...], ...]
+    non_trainable: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class ModelShapes:
+    """What an exact layout needs of a live Keras model (picklable; no TensorFlow to use it).
+
+    Built by :func:`model_shapes`; accepted wherever ``model=`` is (batch workers get this).
+    """
+
+    layers: tuple[LayerShapes, ...]
+
+
+def model_shapes(model: Any) -> ModelShapes:
+    """Each layer's trainable and non-trainable weight shapes, of a tf_keras or Keras 3 model.
 
     Raises:
-        ReferenceMismatchError: counts or shapes differ from the checkpoint's.
+        ReferenceMismatchError: ``model`` is not a Keras model.
     """
+    if isinstance(model, ModelShapes):
+        return model
     try:
         mlayers = list(model.layers)
     except AttributeError as exc:
         raise ReferenceMismatchError(
             f"expected a Keras model as model=; found {type(model).__name__}; pass the template"
         ) from exc
-    counts = []
-    for layer in mlayers:
-        tw = list(layer.trainable_weights)
-        nw = list(layer.non_trainable_weights)
-        counts.append((layer, tw, nw))
-    total = sum(len(t) + len(n) for _, t, n in counts)
+
+    def shapes(weights: Any) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(int(d) for d in w.shape) for w in weights)
+
+    return ModelShapes(
+        tuple(
+            LayerShapes(
+                name=str(layer.name),
+                class_name=type(layer).__name__,
+                trainable=shapes(layer.trainable_weights),
+                non_trainable=shapes(layer.non_trainable_weights),
+            )
+            for layer in mlayers
+        )
+    )
+
+
+def from_model(
+    model: Any, nested: Sequence[str], shapes: Sequence[tuple[int, ...]]
+) -> TemplateLayout:
+    """Exact layout from a live Keras model (tf_keras or Keras 3) built like the template.
+
+    Uses each layer's number of trainable and non-trainable weights: the nested list is every
+    layer's trainable weights in order, then every layer's non-trainable weights. ``model``
+    may also be its :class:`ModelShapes`.
+
+    Raises:
+        ReferenceMismatchError: counts or shapes differ from the checkpoint's.
+    """
+    layers_ = model_shapes(model).layers
+    total = sum(len(layer.trainable) + len(layer.non_trainable) for layer in layers_)
     if total != len(nested):
         raise ReferenceMismatchError(
             f"expected the model to have as many weights as the checkpoint's template; found "
@@ -254,16 +298,15 @@ def from_model(
         )
     pos = 0
     t_idx: list[list[int]] = []
-    for _, tw, _ in counts:
-        t_idx.append(list(range(pos, pos + len(tw))))
-        pos += len(tw)
+    for layer in layers_:
+        t_idx.append(list(range(pos, pos + len(layer.trainable))))
+        pos += len(layer.trainable)
     layers = []
-    for (layer, tw, nw), tix in zip(counts, t_idx, strict=True):
-        nix = list(range(pos, pos + len(nw)))
-        pos += len(nw)
+    for layer, tix in zip(layers_, t_idx, strict=True):
+        nix = list(range(pos, pos + len(layer.non_trainable)))
+        pos += len(layer.non_trainable)
         idx = tix + nix
-        for w, j in zip(tw + nw, idx, strict=True):
-            want = tuple(int(d) for d in w.shape)
+        for want, j in zip(layer.trainable + layer.non_trainable, idx, strict=True):
             if want != tuple(shapes[j]):
                 raise ReferenceMismatchError(
                     f"expected weight {j} ({nested[j]!r}) to fit layer {layer.name!r}; found shape "
@@ -272,13 +315,11 @@ def from_model(
                 )
         if idx:
             layers.append(
-                LayoutLayer(
-                    name=str(layer.name), class_name=type(layer).__name__, indices=tuple(idx)
-                )
+                LayoutLayer(name=layer.name, class_name=layer.class_name, indices=tuple(idx))
             )
     return TemplateLayout(
         layers=tuple(layers),
-        layer_names=tuple(str(layer.name) for layer in mlayers),
+        layer_names=tuple(layer.name for layer in layers_),
         layout="exact",
         source="model",
     )
@@ -422,11 +463,12 @@ def load_reference(path: str | Path) -> tuple[str, Any]:
     """Read a ``--reference``: ("json", config) or ("h5", path). No code is run.
 
     Raises:
-        LayoutError: the reference cannot be read.
+        InputError: the reference is missing, or neither a .h5 file nor a JSON config.
     """
     p = Path(path)
     if not p.is_file():
-        raise LayoutError(f"expected reference= to be a file; found nothing at {p}; check the path")
+        what = "a folder" if p.is_dir() else "nothing"
+        raise InputError(f"expected reference= to be a file; found {what} at {p}; check the path")
     with open(p, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"\x89HDF"):
@@ -434,12 +476,12 @@ def load_reference(path: str | Path) -> tuple[str, Any]:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise LayoutError(
+        raise InputError(
             f"expected reference= to be a .h5 file or a JSON config (model.to_json()); found "
             f"{p.name} is neither; pass one of those"
         ) from exc
     if not isinstance(data, dict) or "config" not in data:
-        raise LayoutError(
+        raise InputError(
             f"expected reference= JSON from model.to_json() (with class_name and config); found "
             f"other JSON in {p.name}; pass the template's config"
         )

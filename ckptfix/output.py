@@ -30,6 +30,15 @@ def same_file(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _how_same(s: Path, d: Path) -> str:
+    """Why two different spellings name one file: a symlink, a hard link, or the same path."""
+    if d.is_symlink() or s.is_symlink():
+        return "through a symbolic link"
+    if os.path.realpath(s) != os.path.realpath(d):
+        return "a hard link to it"
+    return "the same file by another path"
+
+
 def check_destination(src: str | Path, dst: str | Path, force: bool) -> Path:
     """Validate ``dst`` for writing a conversion of ``src``; return it as a Path.
 
@@ -39,8 +48,11 @@ def check_destination(src: str | Path, dst: str | Path, force: bool) -> Path:
     """
     s, d = Path(src), Path(dst)
     if same_file(s, d):
+        found = f"both are {s}"
+        if str(s) != str(d):
+            found = f"{d} is the source {s} ({_how_same(s, d)})"
         raise OutputError(
-            f"expected a destination other than the source; found both are {s}; "
+            f"expected a destination other than the source; found {found}; "
             "choose another output path (the input is never overwritten, even with force=True)"
         )
     if d.is_dir():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -22,6 +23,15 @@ from .report import (
     TensorEntry,
     VerificationResult,
 )
+from .survey import InspectEntry
+
+if TYPE_CHECKING:
+    from .train import EpochReport, TrainResult, TrainState
+
+
+def plural(n: int, noun: str) -> str:
+    """3, 'file' -> '3 files'; 1, 'file' -> '1 file'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def human_bytes(n: int) -> str:
@@ -65,12 +75,21 @@ def _line(text: str, style: str) -> Text:
 def render_verification(r: VerificationResult) -> RenderableType:
     """OK or the list of mismatches."""
     if r.ok:
+        optimizer = (
+            f" and {plural(r.optimizer_tensors, 'optimizer tensor')}" if r.optimizer_tensors else ""
+        )
         return Text(
-            f"OK: {r.tensors} tensors ({human_bytes(r.bytes)}) match between "
-            f"{r.source} and {r.destination}",
+            f"OK: {plural(r.tensors, 'model tensor')} ({human_bytes(r.bytes)}){optimizer} match "
+            f"between {r.source} and {r.destination}",
             style="green",
         )
-    lines = [Text(f"MISMATCH: {len(r.mismatches)} problems", style="bold red")]
+    lines = [
+        Text(
+            f"MISMATCH: {plural(len(r.mismatches), 'problem')} between {r.source} and "
+            f"{r.destination}",
+            style="bold red",
+        )
+    ]
     lines += [Text(f"  {m}") for m in r.mismatches[:50]]
     if len(r.mismatches) > 50:
         lines.append(Text(f"  … {len(r.mismatches) - 50} more"))
@@ -162,8 +181,14 @@ def _header(r: CheckpointReport) -> Table:
         if r.slices:
             bits.append(f"{len(r.slices)} slice layers ({escape(_ellipsize(r.slices))})")
         if r.merges:
-            bits.append(f"merged by {escape(', '.join(r.merges))}")
-        head.add_row("around it", "; ".join(bits) + " [dim](no weights; dropped by convert)[/]")
+            # A merge layer may share its name with a template layer (the output Dense):
+            # say where it sits.
+            layers = "layers" if len(r.merges) > 1 else "layer"
+            bits.append(f"the merge {layers} {escape(_ellipsize(r.merges))}")
+        head.add_row(
+            "around it",
+            " and ".join(bits) + ", at the top level [dim](no weights; dropped by convert)[/]",
+        )
     dtypes = ", ".join(f"{k} ×{v}" for k, v in r.dtypes.items())
     head.add_row(
         "weights",
@@ -412,3 +437,169 @@ def _ellipsize(names: Sequence[str], keep: int = 2) -> str:
     if len(names) <= keep + 1:
         return ", ".join(names)
     return f"{names[0]} … {names[-1]}"
+
+
+# --- inspect of many files ------------------------------------------------------------------
+
+#: Short names of the formats, for one row per file.
+FORMAT_SHORT = {
+    "keras2-h5-weights": "Keras 2 weights",
+    "keras2-h5-model": "Keras 2 model",
+    "keras3-weights": "Keras 3 weights",
+    "keras3-archive": "Keras 3 .keras",
+}
+
+
+def checkpoint_kind(r: CheckpointReport) -> str:
+    """``parallel``, ``wrapped`` or ``single``."""
+    return "parallel" if r.parallel else "wrapped" if r.wrapped else "single"
+
+
+def render_inspect_table(entries: Sequence[InspectEntry]) -> RenderableType:
+    """One row per file (a file that could not be described: its reason), and a count."""
+    table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
+    for name in ("file", "format", "checkpoint", "replicas", "template", "layout", "weights"):
+        table.add_column(name, no_wrap=True, justify="right" if name == "replicas" else "left")
+    table.add_column("note", overflow="fold")
+    kinds: dict[str, int] = {}
+    for e in entries:
+        r = e.report
+        if r is None:
+            kinds["unreadable"] = kinds.get("unreadable", 0) + 1
+            table.add_row(
+                escape(e.path),
+                "",
+                Text("error", style="red"),
+                "",
+                "",
+                "",
+                "",
+                Text(f"exit {e.exit_code}: {cli_wording(e.reason or '')}", style="red"),
+            )
+            continue
+        kind = checkpoint_kind(r)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        style = {"parallel": "bold red", "wrapped": "bold yellow", "single": "green"}[kind]
+        table.add_row(
+            escape(r.path),
+            FORMAT_SHORT.get(r.format, r.format),
+            Text(kind, style=style),
+            str(r.replicas) if r.replicas else "",
+            escape(r.template or ""),
+            r.layout or ("unknowable" if r.wrapped else ""),
+            f"{plural(r.tensors, 'tensor')}, {human_bytes(r.bytes)}",
+            Text(_row_note(r), style="yellow"),
+        )
+    counts = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    closing = Text(
+        f"{plural(len(entries), 'file')}: {counts}"
+        + ("; ckptfix inspect FILE describes one in full" if entries else ""),
+        style="red" if "unreadable" in kinds else "default",
+    )
+    return Group(table, closing)
+
+
+def _row_note(r: CheckpointReport) -> str:
+    if len(r.candidates) > 1 and not r.wrapped:
+        return f"several nested models ({', '.join(r.candidates)}): choose with --template"
+    if r.wrapped and r.layout is None:
+        return "convert needs --reference"
+    if r.layout == "inferred":
+        return "layout inferred from weight names"
+    return ""
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def render_epoch(report: EpochReport) -> str:
+    """One line per finished epoch: its logs and the checkpoint written, if any."""
+    logs = "  ".join(f"{k}={v:.4g}" for k, v in report.logs.items())
+    saved = f"  -> {report.checkpoint}" if report.checkpoint else ""
+    return f"epoch {report.epoch}/{report.epochs}  {logs}{saved}"
+
+
+def render_training(result: TrainResult) -> list[str]:
+    """What ``ckptfix train`` did, in plain lines: what was trained, written, kept, removed."""
+    if result.complete:
+        done = result.initial_epoch
+        lines = [
+            f"Already complete: the run in this folder finished {plural(done, 'epoch')}"
+            + (
+                f" (--epochs {result.epochs})"
+                if done == result.epochs
+                else f", more than --epochs {result.epochs}"
+            )
+            + "; nothing was trained.",
+        ]
+        if result.checkpoints:
+            lines.append(f"Latest checkpoint: {result.checkpoints[-1]}")
+        lines.append(f"To train further, run it again with --epochs above {done}.")
+        return lines
+    head = (
+        f"Trained on {result.replicas} replica(s) ({result.strategy}, {result.keras}); "
+        f"epochs {result.initial_epoch + 1}-{result.epochs}"
+    )
+    if result.resumed_from:
+        head += f", resumed from {result.resumed_from}"
+    lines = [head]
+    lines += [f"Note: {note}" for note in result.notes]
+    if result.removed:
+        lines.append(
+            f"Replaced an earlier run: removed {plural(len(result.removed), 'checkpoint')}"
+            f" ({_span(result.removed)})"
+        )
+    earlier = [c for c in result.checkpoints if c not in result.written]
+    if earlier:
+        lines.append(
+            f"Kept {plural(len(earlier), 'checkpoint')} of the earlier epochs ({_span(earlier)})"
+        )
+    if result.written:
+        names = [Path(p).name for p in result.written]
+        listed = ", ".join(names) if len(names) <= 5 else _span(result.written)
+        folder = Path(result.written[0]).parent
+        lines.append(f"Wrote {plural(len(names), 'checkpoint')} in {folder}: {listed}")
+    else:
+        lines.append(
+            "No checkpoint written in these epochs (the monitored metric did not improve)."
+        )
+    return lines
+
+
+def render_interrupted(
+    epochs: int,
+    out_dir: str,
+    state: TrainState | None,
+    kept: Sequence[Path],
+    command: str,
+) -> list[str]:
+    """What an interrupted ``ckptfix train`` leaves behind, and the command that goes on."""
+    files = f"{plural(len(kept), 'checkpoint')} ({_span([str(p) for p in kept])})" if kept else ""
+    if state is not None:
+        what = f"kept {files} and the resume state" if kept else "kept the resume state"
+        ahead = [p for p in kept if _epoch_of(p) > state.epoch]  # saved, but not its state
+        again = f" (resuming trains epoch {state.epoch + 1} again)" if ahead else ""
+        return [
+            f"Interrupted after epoch {state.epoch} of {epochs}; {what} in {out_dir}{again}.",
+            f"Resume with: {command}",
+        ]
+    if kept:
+        return [
+            f"Interrupted before the first epoch's resume state was saved; {out_dir} holds "
+            f"{files} but nothing to resume from.",
+            f"Start again with: {command} --force",
+        ]
+    return [
+        "Interrupted before the first epoch ended; nothing was written.",
+        f"Start again with: {command}",
+    ]
+
+
+def _epoch_of(path: Path) -> int:
+    digits = "".join(c for c in path.name.split(".")[0] if c.isdigit())
+    return int(digits) if digits else 0
+
+
+def _span(paths: Sequence[str]) -> str:
+    names = [Path(p).name for p in paths]
+    return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"

@@ -9,13 +9,18 @@ JSON that ``--json`` prints and the README documents.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .checkpoint import Checkpoint, Layer, LayoutSource, Weight
+from .errors import OutputError
+
+if TYPE_CHECKING:
+    from .formats.base import LiveModel
 
 Layout = Literal["exact", "inferred"]
 
@@ -145,6 +150,7 @@ def inspect_checkpoint(
     *,
     template: str | None = None,
     reference: str | Path | None = None,
+    model: LiveModel | None = None,
 ) -> CheckpointReport:
     """Describe a checkpoint: format, parallel pattern, template, layers, sizes, optimizer.
 
@@ -158,6 +164,8 @@ def inspect_checkpoint(
         reference: a layout reference, as for :func:`ckptfix.convert_checkpoint` (a
             ``model.to_json()`` file or a ``.h5`` saved from the template); it makes the
             reported layout of a Keras 2 weights-only file exact.
+        model: a live Keras model built like the template (or its
+            :class:`~ckptfix.layout.ModelShapes`), as for ``convert_checkpoint``.
 
     Returns:
         A :class:`CheckpointReport` (``report.parallel``, ``report.template``,
@@ -177,7 +185,7 @@ def inspect_checkpoint(
     """
     from .convert import read_checkpoint
 
-    ck = read_checkpoint(path, template=template, reference=reference)
+    ck = read_checkpoint(path, template=template, reference=reference, model=model)
     return build_report(ck, template=template, reference=reference)
 
 
@@ -259,7 +267,7 @@ def _pattern_notes(ck: Checkpoint, reference: str | Path | None) -> list[str]:
     if p.kind == "ambiguous":
         return [
             f"{len(p.candidates)} nested models hold weights ({', '.join(p.candidates)}): "
-            "choose the template with --template NAME"
+            "choose the template with template=NAME"
         ]
     if p.kind == "container":
         inner = p.candidates[0]
@@ -281,6 +289,28 @@ def suggested_output(ck: Checkpoint) -> Path:
     from .formats import by_id
 
     return by_id(ck.format).suggest(Path(ck.path))
+
+
+def output_path(ck: Checkpoint, dst: str | Path | None) -> Path:
+    """Where a conversion of ``ck`` writes, for the ``dst`` a caller gave.
+
+    ``None``: the one default name, :func:`suggested_output` (``X.single.h5`` beside the
+    source, as ``inspect``'s fix command and the destination-name errors propose); an existing
+    folder: the source's own name inside it, as ``cp`` does (and as a batch keeps names).
+
+    Raises:
+        OutputError: ``dst`` ends with a path separator but names no existing folder.
+    """
+    if dst is None:
+        return suggested_output(ck)
+    d = Path(dst)
+    if d.is_dir():
+        return d / Path(ck.path).name
+    if str(dst).endswith(("/", os.sep)):
+        raise OutputError(
+            f"expected an existing output folder; found no folder {dst}; create it first"
+        )
+    return d
 
 
 def convert_command(

@@ -231,9 +231,17 @@ def test_disk_full_through_the_cli_exits_6(tmp_path, small_fs):
 # --- paths --------------------------------------------------------------------------------------
 
 SAME = (
-    "Error: expected a destination other than the source; found both are src.h5; choose "
+    "Error: expected a destination other than the source; found {found}; choose "
     "another output path (the input is never overwritten, even with --force)"
 )
+#: What the refusal says was found, per spelling: the other path is named (issue 14).
+FOUND = {
+    "same": "both are src.h5",
+    "dot": "both are src.h5",
+    "symlink": "link.h5 is the source src.h5 (through a symbolic link)",
+    "hardlink": "hard.h5 is the source src.h5 (a hard link to it)",
+    "dotdot": "../{tmp}/src.h5 is the source src.h5 (the same file by another path)",
+}
 
 
 @pytest.mark.parametrize("spelling", ["same", "dot", "symlink", "hardlink", "dotdot"])
@@ -256,7 +264,7 @@ def test_destination_equal_to_source_is_refused_even_with_force(tmp_path, spelli
         dst = "hard.h5"
     res = cli("convert", "src.h5", dst, "--force")
     assert res.exit_code == int(ckptfix.ExitCode.OUTPUT), res.output
-    assert first_line(res) == SAME
+    assert first_line(res) == SAME.format(found=FOUND[spelling].format(tmp=tmp_path.name))
     with pytest.raises(ckptfix.OutputError):
         ckptfix.convert_checkpoint("src.h5", dst, force=True)
     assert sha256(src) == before

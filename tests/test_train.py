@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ckptfix.errors import OutputError, TrainingError
+from ckptfix.errors import OutputError, TrainingError, TrainingSetupError
 
 pytestmark = pytest.mark.tf
 
@@ -322,9 +322,10 @@ def test_train_refuses_uncompiled_model_without_loss(keras3, tmp_path):
             checkpoint_dir=tmp_path,
             devices=1,
         )
+    assert isinstance(info.value, TrainingSetupError)  # refused before training: exit 2
     assert str(info.value) == (
-        "expected build_model to compile the model or a loss to compile it with; found an "
-        "uncompiled model and loss=None; pass loss='mse' (for example)"
+        "expected a compiled model or a loss to compile it with; found the model uncompiled "
+        "and no loss given; pass loss='mse' (for example)"
     )
     assert not any(tmp_path.iterdir())
 

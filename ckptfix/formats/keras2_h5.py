@@ -296,9 +296,10 @@ def _layout_from_reference(
 ) -> TemplateLayout:
     kind, data = load_reference(reference)
     if kind == "json":
-        name = model_name(data) or template
+        # The reference's own model name may differ: the checkpoint's template is what its
+        # weight names are scoped by and what messages must name.
         tpl = ConfigLayer(
-            name=name,
+            name=template,
             class_name=str(data.get("class_name", "Functional")),
             config=data.get("config"),
             inbound_count=0,

@@ -9,20 +9,18 @@ state, epoch, best value) is kept in ``checkpoint_dir/ckptfix-resume`` so a reru
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import TrainingError
+from ..errors import OutputError, TrainingDataError, TrainingError, TrainingSetupError
 from ._keras import import_tensorflow, is_keras3, keras_for
 from .checkpoint import TemplateCheckpoint, is_chief
 from .strategy import is_multi_worker, make_strategy, strategy_name
@@ -44,7 +42,12 @@ class EpochReport:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train` did: the trained model, replicas, checkpoints written, history."""
+    """What :func:`train` did: the trained model, replicas, checkpoints, history.
+
+    ``checkpoints`` lists every checkpoint of the run (earlier, resumed sessions included);
+    ``written`` only those this call wrote. ``complete`` is True when the resume state
+    already held ``epochs`` epochs, so nothing was trained.
+    """
 
     model: Any
     replicas: int
@@ -58,6 +61,13 @@ class TrainResult:
     chief: bool = True
     custom_loop: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    written: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()  # an earlier run's files replaced with force=True
+
+    @property
+    def complete(self) -> bool:
+        """True when the run had already reached ``epochs`` (nothing was trained)."""
+        return self.initial_epoch >= self.epochs
 
     def summary(self) -> dict[str, Any]:
         """Everything but the model, JSON-ready."""
@@ -66,6 +76,9 @@ class TrainResult:
             "strategy": self.strategy,
             "keras": self.keras,
             "checkpoints": list(self.checkpoints),
+            "written": list(self.written),
+            "removed": list(self.removed),
+            "complete": self.complete,
             "history": self.history,
             "initial_epoch": self.initial_epoch,
             "epochs": self.epochs,
@@ -74,6 +87,15 @@ class TrainResult:
             "custom_loop": self.custom_loop,
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """Where a run in ``checkpoint_dir`` stands (its resume state), read without TensorFlow."""
+
+    epoch: int  # epochs finished
+    checkpoints: tuple[str, ...]
+    folder: str  # the resume state's folder
 
 
 def train(
@@ -91,6 +113,7 @@ def train(
     save_best_only: bool = False,
     save_weights_only: bool = False,
     resume: bool = True,
+    force: bool = False,
     loss: Any = None,
     optimizer: Any = "adam",
     metrics: Sequence[Any] | None = None,
@@ -116,7 +139,11 @@ def train(
         mode: ``"auto"``, ``"min"`` or ``"max"`` for ``monitor``.
         save_best_only: Write a checkpoint only when ``monitor`` improves.
         save_weights_only: Write weights-only files instead of full models.
-        resume: Continue from ``checkpoint_dir``'s resume state when there is one.
+        resume: Continue from ``checkpoint_dir``'s resume state when there is one. A run that
+            already reached ``epochs`` trains nothing (``result.complete``).
+        force: Replace an earlier run's checkpoints and resume state in ``checkpoint_dir``
+            (``epoch-NNNN.*`` files and ``ckptfix-resume/``), which are otherwise refused when
+            they cannot be continued (``resume=False``, or no resume state beside them).
         loss: Loss for an uncompiled model.
         optimizer: Optimizer for an uncompiled model.
         metrics: Metrics for an uncompiled model.
@@ -128,8 +155,12 @@ def train(
         A :class:`TrainResult`.
 
     Raises:
-        TrainingError: no devices, an uncompiled model and no loss, bad data or resume state.
-        OutputError: a checkpoint cannot be written.
+        TrainingSetupError: refused before training: an uncompiled model and no loss,
+            best-only saving with nothing to monitor, a batch larger than the data.
+        TrainingDataError: ``x``/``y`` (or the validation data) are not matching arrays.
+        TrainingError: no devices, a damaged resume state.
+        OutputError: ``checkpoint_dir`` holds another run (without ``force``), or a
+            checkpoint cannot be written.
 
     Example:
         >>> result = train(build, x, y, epochs=5, batch_size=64, checkpoint_dir="ckpt",
@@ -138,37 +169,43 @@ def train(
     """
     tf = import_tensorflow()
     if epochs < 1 or batch_size < 1:
-        raise TrainingError(
+        raise TrainingSetupError(
             f"expected epochs and batch_size of at least 1; found epochs={epochs}, "
             f"batch_size={batch_size}; pass positive numbers"
         )
     n = _check_data(x, y, "x", "y")
     if validation_data is not None:
         _check_data(validation_data[0], validation_data[1], "val_x", "val_y")
+    if n < batch_size:
+        raise TrainingSetupError(
+            f"expected at least one full batch of {batch_size} samples; found {n}; "
+            "pass a smaller batch_size="
+        )
+    if save_best_only and monitor.startswith("val_") and validation_data is None:
+        raise TrainingSetupError(
+            f"expected validation data to monitor {monitor!r} for best-only saving; found "
+            "none; pass validation_data=(x_val, y_val), or monitor='loss'"
+        )
+    root = Path(checkpoint_dir)
+    removed = _claim_folder(root, resume, force)
     strategy = strategy if strategy is not None else make_strategy(devices)
     multi_worker = is_multi_worker(strategy)
     replicas = int(strategy.num_replicas_in_sync)
-    if n < batch_size:
-        raise TrainingError(
-            f"expected at least one full batch of {batch_size} samples; found {n}; "
-            "pass a smaller batch_size"
-        )
 
     with strategy.scope():
         model = build_model()
         keras = keras_for(model)
         if not _is_compiled(model):
             if loss is None:
-                raise TrainingError(
-                    "expected build_model to compile the model or a loss to compile it with; "
-                    "found an uncompiled model and loss=None; pass loss='mse' (for example)"
+                raise TrainingSetupError(
+                    "expected a compiled model or a loss to compile it with; found the model "
+                    "uncompiled and no loss given; pass loss='mse' (for example)"
                 )
             model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics or []))
         if not model.built:
             model(x[:1])
         _build_optimizer(model)
 
-    root = Path(checkpoint_dir)
     chief = is_chief(model)
     keras3 = is_keras3(keras)
     state = _read_state(root, keras3) if resume else None
@@ -223,9 +260,17 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(EpochReport(epoch + 1, epochs, values, written))
 
+    def check_monitor(epoch: int, logs: dict[str, Any] | None) -> None:
+        if save_best_only and monitor not in (logs or {}):
+            raise TrainingSetupError(
+                f"expected the metric {monitor!r} in the epoch logs for best-only saving; found "
+                f"{', '.join(sorted(logs or {})) or 'none'}; pass monitor= one of those"
+            )
+
     done: set[str] = set()
     custom_loop = multi_worker and keras3
     if initial_epoch < epochs:
+        checker = keras.callbacks.LambdaCallback(on_epoch_end=check_monitor)
         saver = keras.callbacks.LambdaCallback(on_epoch_end=after_epoch)
         if custom_loop:
             _fit_custom_loop(
@@ -239,7 +284,7 @@ def train(
                 epochs,
                 initial_epoch,
                 shuffle,
-                [ckpt, saver],
+                [checker, ckpt, saver],
             )
         else:
             train_data, val = _fit_inputs(
@@ -252,7 +297,7 @@ def train(
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 validation_data=val,
-                callbacks=[ckpt, saver],
+                callbacks=[checker, ckpt, saver],
                 shuffle=shuffle,
                 verbose=0,
             )
@@ -275,6 +320,8 @@ def train(
         chief=chief,
         custom_loop=custom_loop,
         notes=tuple(notes),
+        written=tuple(ckpt.saved) if chief else (),
+        removed=removed,
     )
 
 
@@ -285,12 +332,12 @@ def _check_data(x: Any, y: Any, xname: str, yname: str) -> int:
     try:
         nx, ny = len(x), len(y)
     except TypeError:
-        raise TrainingError(
+        raise TrainingDataError(
             f"expected arrays for {xname} and {yname}; found {type(x).__name__} and "
             f"{type(y).__name__}; pass numpy arrays"
         ) from None
     if nx != ny or nx == 0:
-        raise TrainingError(
+        raise TrainingDataError(
             f"expected {xname} and {yname} with the same, non-zero number of samples; found "
             f"{nx} and {ny}; pass matching arrays"
         )
@@ -409,6 +456,60 @@ def _fit_custom_loop(
         cb.on_train_end({})
 
 
+# --- the checkpoint folder and the resume state -------------------------------------------
+
+_CHECKPOINT_NAME = re.compile(r"epoch-\d{4,}(\.weights\.h5|\.keras|\.h5)$")
+
+
+def checkpoint_files(checkpoint_dir: str | os.PathLike[str]) -> list[Path]:
+    """The checkpoints :func:`train` writes (``epoch-NNNN.*``) found in ``checkpoint_dir``."""
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if _CHECKPOINT_NAME.fullmatch(p.name))
+
+
+def training_state(checkpoint_dir: str | os.PathLike[str]) -> TrainState | None:
+    """The resume state of the run in ``checkpoint_dir`` (None when there is none readable)."""
+    folder = Path(checkpoint_dir) / RESUME_FOLDER
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+        return TrainState(
+            int(state["epoch"]), tuple(str(c) for c in state.get("checkpoints", [])), str(folder)
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _claim_folder(root: Path, resume: bool, force: bool) -> tuple[str, ...]:
+    """Refuse (or, with ``force``, clear) an earlier run that this one cannot continue."""
+    state = root / RESUME_FOLDER
+    if resume and (state / STATE_FILE).is_file():
+        return ()  # continued: its checkpoints are this run's
+    old = checkpoint_files(root)
+    if not old and not state.exists():
+        return ()
+    if not force:
+        what = (
+            f"{len(old)} checkpoint(s) of an earlier run ({_span(old)})"
+            if old
+            else "the resume state of an earlier run"
+        )
+        why = "resume=False" if not resume else "no resume state to continue them"
+        raise OutputError(
+            f"expected checkpoint_dir= without another run ({why}); found {what} in {root}; "
+            "pass force=True to replace them, or another checkpoint_dir="
+        )
+    for p in old:
+        p.unlink(missing_ok=True)
+    shutil.rmtree(state, ignore_errors=True)
+    return tuple(str(p) for p in old)
+
+
+def _span(paths: Sequence[Path]) -> str:
+    return paths[0].name if len(paths) == 1 else f"{paths[0].name} … {paths[-1].name}"
+
+
 # --- resume state --------------------------------------------------------------------------
 
 
@@ -427,18 +528,19 @@ def _read_state(root: Path, keras3: bool) -> dict[str, Any] | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise TrainingError(
             f"expected a readable resume state in {path}; found it damaged ({exc}); "
-            "remove that folder to start afresh, or pass resume=False"
+            "remove that folder to start afresh, or pass resume=False with force=True"
         ) from None
     kind = state.get("keras", "")
     if kind.startswith("tf_keras") == keras3:
         raise TrainingError(
             f"expected a resume state written by the same Keras; found one from {kind} in "
-            f"{path.parent}; use that Keras, another checkpoint_dir, or resume=False"
+            f"{path.parent}; use that Keras, another checkpoint_dir=, or resume=False with "
+            "force=True"
         )
     if not (path.parent / (file if keras3 else file + ".index")).exists():
         raise TrainingError(
             f"expected the resume weights {file} beside {path}; found them missing; remove "
-            "that folder to start afresh, or pass resume=False"
+            "that folder to start afresh, or pass resume=False with force=True"
         )
     return dict(state)
 
@@ -492,69 +594,40 @@ def _save_state_files(model: Any, path: Path, keras3: bool) -> None:
 # --- the CLI's helpers -----------------------------------------------------------------------
 
 
-def load_factory(spec: str) -> Callable[[], Any]:
-    """Resolve ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY`` to the factory function.
-
-    This imports (runs) the named Python module: it is the user's own training code.
-
-    Raises:
-        TrainingError: a malformed spec, a module that cannot be imported, no such factory.
-    """
-    module_name, sep, attr = spec.rpartition(":")
-    if not sep or not module_name or not attr:
-        raise TrainingError(
-            f"expected --model MODULE:FACTORY (e.g. mymodels:build); found {spec!r}; "
-            "name the module and the function that builds the model"
-        )
-    try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise FileNotFoundError(module_name)
-            loaded = importlib.util.spec_from_file_location(path.stem, path)
-            assert loaded is not None and loaded.loader is not None
-            module = importlib.util.module_from_spec(loaded)
-            sys.modules[path.stem] = module
-            loaded.loader.exec_module(module)
-        else:
-            if os.getcwd() not in sys.path and "" not in sys.path:
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(module_name)
-    except (ImportError, FileNotFoundError) as exc:
-        raise TrainingError(
-            f"expected an importable module {module_name!r}; found {type(exc).__name__}: "
-            f"{exc}; check the name and PYTHONPATH"
-        ) from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise TrainingError(
-            f"expected a function {attr!r} in {module_name}; found "
-            f"{type(factory).__name__ if factory is not None else 'nothing'}; "
-            "name the function that returns the model"
-        )
-    return factory
-
-
 def load_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read ``x``, ``y`` and optional ``val_x``, ``val_y`` from an ``.npz`` (no pickles).
 
     Raises:
-        TrainingError: the file cannot be read or lacks ``x``/``y``.
+        TrainingDataError: the file is missing, is not an ``.npz``, or lacks ``x``/``y``.
     """
     import numpy as np
 
+    p = Path(path)
+    expected = "expected an .npz of arrays x, y (val_x, val_y optional)"
+    how = "save them with numpy.savez(path, x=..., y=...)"
+    if not p.is_file():
+        what = "a folder" if p.is_dir() else "nothing"
+        raise TrainingDataError(f"{expected}; found {what} at {p}; check the path")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise TrainingError(
-            f"expected an .npz of arrays x, y (val_x, val_y optional); found {path} "
-            f"unreadable ({exc}); save it with numpy.savez(path, x=..., y=...)"
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise TrainingDataError(
+            f"{expected}; found {p} cannot be read ({exc.strerror or exc}); check permissions"
         ) from None
+    if not head.startswith(b"PK"):
+        kind = "a single .npy array" if head.startswith(b"\x93NUMPY") else "another kind of file"
+        raise TrainingDataError(f"{expected}; found {kind} ({p.name}, starts with {head!r}); {how}")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TrainingDataError(f"{expected}; found {p.name} unreadable ({first}); {how}") from None
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing or (("val_x" in arrays) != ("val_y" in arrays)):
-        raise TrainingError(
-            f"expected arrays x, y (and val_x with val_y) in {path}; found "
-            f"{sorted(arrays) or 'none'}; save them with numpy.savez(path, x=..., y=...)"
+        raise TrainingDataError(
+            f"expected arrays x, y (and val_x with val_y) in {p.name}; found "
+            f"{', '.join(sorted(arrays)) or 'none'}; {how}"
         )
     return arrays
