@@ -11,10 +11,12 @@ __version__ = "0.1.0"
 from .batch import BatchEntry, BatchProgress, BatchReport, convert_batch
 from .checkpoint import Checkpoint
 from .convert import convert_checkpoint, read_checkpoint, verify_conversion
+from .deadline import DEFAULT_TIMEOUT
 from .errors import (
     AmbiguousTemplateError,
     CkptfixError,
     CorruptCheckpointError,
+    DeadlineExceededError,
     ExitCode,
     LayoutError,
     LayoutUnknownError,
@@ -40,6 +42,7 @@ from .report import (
 
 __all__ = [
     "__version__",
+    "DEFAULT_TIMEOUT",
     "BatchEntry",
     "BatchProgress",
     "BatchReport",
@@ -54,6 +57,7 @@ __all__ = [
     "CkptfixError",
     "ConversionResult",
     "CorruptCheckpointError",
+    "DeadlineExceededError",
     "ExitCode",
     "LayerEntry",
     "LayoutError",

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .deadline import DEFAULT_TIMEOUT
 from .errors import CkptfixError, ExitCode, cli_wording
 from .report import to_json
 
@@ -96,6 +97,16 @@ def _root(
 # --- commands -------------------------------------------------------------------------------
 # Each command lives in its own section below; keep them thin.
 
+#: --timeout, the same for every command that reads files (the library's ``timeout=``).
+TIMEOUT_OPTION = typer.Option(
+    DEFAULT_TIMEOUT,
+    "--timeout",
+    min=0,
+    metavar="SECONDS",
+    help="Refuse a file (exit 5; batch: mark it failed and go on) when reading it makes no "
+    "progress for this long, as HDF5 can loop forever on a crafted file. 0: no deadline.",
+)
+
 
 @app.command()
 def convert(
@@ -140,11 +151,16 @@ def convert(
         "checked and kept unless --force.",
     ),
     jobs: int | None = typer.Option(
-        None, "--jobs", "-j", min=1, help="Batch: worker processes (default: number of CPUs)."
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Batch: files converted at once (default: the CPUs, at most one per file).",
     ),
     report_file: Path | None = typer.Option(
         None, "--report", help="Batch: write a JSON report (one entry per input) here."
     ),
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Rewrite a parallel checkpoint as the single template model's checkpoint.
 
@@ -169,7 +185,13 @@ def convert(
 
         result = run_library(
             lambda: convert_checkpoint(
-                src, dst, template=template, reference=reference, exact=exact, force=force
+                src,
+                dst,
+                template=template,
+                reference=reference,
+                exact=exact,
+                force=force,
+                timeout=timeout,
             )
         )
         if as_json:
@@ -194,6 +216,7 @@ def convert(
                 template=template,
                 exact=exact,
                 progress=view,
+                timeout=timeout,
             )
         if report_file is not None:
             write_batch_report(batch, report_file)
@@ -218,11 +241,12 @@ def verify(
         None, "--template", "-t", help="The nested model, when there are several."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Compare the template inside SRC with DST, tensor by tensor (exit 7 on a mismatch)."""
     from .convert import verify_conversion
 
-    result = run_library(lambda: verify_conversion(src, dst, template=template))
+    result = run_library(lambda: verify_conversion(src, dst, template=template, timeout=timeout))
     if as_json:
         print_json(result)
     else:
@@ -244,11 +268,14 @@ def inspect(
     reference: Path | None = typer.Option(
         None, "--reference", "-r", help="A layout reference, as for convert."
     ),
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Explain what a checkpoint is and how to fix it."""
     from .report import inspect_checkpoint
 
-    report = run_library(lambda: inspect_checkpoint(path, template=template, reference=reference))
+    report = run_library(
+        lambda: inspect_checkpoint(path, template=template, reference=reference, timeout=timeout)
+    )
     if as_json:
         print_json(report)
         return

@@ -52,6 +52,7 @@ CLI_FLAGS = {
     "model": "--model",
     "out_dir": "--out-dir",
     "jobs": "--jobs",
+    "timeout": "--timeout",
 }
 # A parameter mention stands alone: not inside a path ("runs/model=resnet/…" stays as it is).
 _PARAM = re.compile(
@@ -90,6 +91,10 @@ class CorruptCheckpointError(CkptfixError):
     """The file looks like a Keras checkpoint but its structure or data is broken."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class DeadlineExceededError(CorruptCheckpointError):
+    """Reading the file made no progress within ``timeout`` seconds (HDF5 looping on damage)."""
 
 
 class NothingToConvertError(CkptfixError):

@@ -202,29 +202,72 @@ def from_weight_lists(
     )
 
 
-def from_model(
-    model: Any, nested: Sequence[str], shapes: Sequence[tuple[int, ...]]
-) -> TemplateLayout:
-    """Exact layout from a live Keras model (tf_keras or Keras 3) built like the template.
+@dataclass(frozen=True)
+class LayerSketch:
+    """What ``model=`` is used for, of one layer: its name, class, and its weights' shapes."""
 
-    Uses each layer's number of trainable and non-trainable weights: the nested list is every
-    layer's trainable weights in order, then every layer's non-trainable weights.
+    name: str
+    class_name: str
+    trainable: tuple[tuple[int, ...], ...]  # shapes of its trainable weights, in order
+    non_trainable: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class ModelSketch:
+    """A live model reduced to what the layout needs: plain data, picklable, no TensorFlow.
+
+    Taken in the caller's process, so that the worker process that reads the file (see
+    :mod:`ckptfix.deadline`) never touches TensorFlow objects.
+    """
+
+    layers: tuple[LayerSketch, ...]
+
+
+def sketch_model(model: Any) -> ModelSketch:
+    """The :class:`ModelSketch` of a live Keras model (tf_keras or Keras 3); a sketch as is.
 
     Raises:
-        ReferenceMismatchError: counts or shapes differ from the checkpoint's.
+        ReferenceMismatchError: ``model`` is not a Keras model.
     """
+    if isinstance(model, ModelSketch):
+        return model
     try:
         mlayers = list(model.layers)
     except AttributeError as exc:
         raise ReferenceMismatchError(
             f"expected a Keras model as model=; found {type(model).__name__}; pass the template"
         ) from exc
-    counts = []
-    for layer in mlayers:
-        tw = list(layer.trainable_weights)
-        nw = list(layer.non_trainable_weights)
-        counts.append((layer, tw, nw))
-    total = sum(len(t) + len(n) for _, t, n in counts)
+
+    def shapes(weights: Any) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(int(d) for d in w.shape) for w in weights)
+
+    return ModelSketch(
+        tuple(
+            LayerSketch(
+                name=str(layer.name),
+                class_name=type(layer).__name__,
+                trainable=shapes(layer.trainable_weights),
+                non_trainable=shapes(layer.non_trainable_weights),
+            )
+            for layer in mlayers
+        )
+    )
+
+
+def from_model(
+    model: Any, nested: Sequence[str], shapes: Sequence[tuple[int, ...]]
+) -> TemplateLayout:
+    """Exact layout from a live Keras model (tf_keras or Keras 3) built like the template.
+
+    Uses each layer's number of trainable and non-trainable weights: the nested list is every
+    layer's trainable weights in order, then every layer's non-trainable weights. ``model``
+    may be a :class:`ModelSketch` of it.
+
+    Raises:
+        ReferenceMismatchError: counts or shapes differ from the checkpoint's.
+    """
+    sketch = sketch_model(model)
+    total = sum(len(layer.trainable) + len(layer.non_trainable) for layer in sketch.layers)
     if total != len(nested):
         raise ReferenceMismatchError(
             f"expected the model to have as many weights as the checkpoint's template; found "
@@ -232,16 +275,15 @@ def from_model(
         )
     pos = 0
     t_idx: list[list[int]] = []
-    for _, tw, _ in counts:
-        t_idx.append(list(range(pos, pos + len(tw))))
-        pos += len(tw)
+    for layer in sketch.layers:
+        t_idx.append(list(range(pos, pos + len(layer.trainable))))
+        pos += len(layer.trainable)
     layers = []
-    for (layer, tw, nw), tix in zip(counts, t_idx, strict=True):
-        nix = list(range(pos, pos + len(nw)))
-        pos += len(nw)
+    for layer, tix in zip(sketch.layers, t_idx, strict=True):
+        nix = list(range(pos, pos + len(layer.non_trainable)))
+        pos += len(layer.non_trainable)
         idx = tix + nix
-        for w, j in zip(tw + nw, idx, strict=True):
-            want = tuple(int(d) for d in w.shape)
+        for want, j in zip(layer.trainable + layer.non_trainable, idx, strict=True):
             if want != tuple(shapes[j]):
                 raise ReferenceMismatchError(
                     f"expected weight {j} ({nested[j]!r}) to fit layer {layer.name!r}; found shape "
@@ -250,13 +292,11 @@ def from_model(
                 )
         if idx:
             layers.append(
-                LayoutLayer(
-                    name=str(layer.name), class_name=type(layer).__name__, indices=tuple(idx)
-                )
+                LayoutLayer(name=layer.name, class_name=layer.class_name, indices=tuple(idx))
             )
     return TemplateLayout(
         layers=tuple(layers),
-        layer_names=tuple(str(layer.name) for layer in mlayers),
+        layer_names=tuple(layer.name for layer in sketch.layers),
         layout="exact",
         source="model",
     )

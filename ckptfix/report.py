@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .checkpoint import Checkpoint, Layer, LayoutSource, Weight
+from .deadline import DEFAULT_TIMEOUT
 
 Layout = Literal["exact", "inferred"]
 
@@ -142,6 +143,7 @@ def inspect_checkpoint(
     *,
     template: str | None = None,
     reference: str | Path | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> CheckpointReport:
     """Describe a checkpoint: format, parallel pattern, template, layers, sizes, optimizer.
 
@@ -155,6 +157,10 @@ def inspect_checkpoint(
         reference: a layout reference, as for :func:`ckptfix.convert_checkpoint` (a
             ``model.to_json()`` file or a ``.h5`` saved from the template); it makes the
             reported layout of a Keras 2 weights-only file exact.
+        timeout: seconds the file may be read without progress before it is refused as
+            damaged (:class:`~ckptfix.errors.DeadlineExceededError`, exit 5). It is read in
+            a worker process killed at the deadline (see :mod:`ckptfix.deadline`): HDF5 can
+            loop forever on a crafted file. None or 0 reads it in this process, without one.
 
     Returns:
         A :class:`CheckpointReport` (``report.parallel``, ``report.template``,
@@ -164,6 +170,7 @@ def inspect_checkpoint(
         NotACheckpointError: not HDF5 or zip, or HDF5 not written by Keras.
         UnsupportedFormatError: a format ckptfix recognises but does not read.
         CorruptCheckpointError: Keras structure that is truncated or inconsistent.
+        DeadlineExceededError: reading made no progress for ``timeout`` seconds.
         TemplateNotFoundError: ``template`` names no nested model of the file.
         OptionNotSupportedError: ``reference`` for a format that records its layout itself.
 
@@ -172,9 +179,23 @@ def inspect_checkpoint(
         >>> report.parallel, report.template, report.replicas  # doctest: +SKIP
         (True, 'model_1', 2)
     """
+    from .deadline import resolve_timeout, run_isolated
+
+    return run_isolated(
+        _inspect,
+        (path,),
+        {"template": template, "reference": reference},
+        timeout=resolve_timeout(timeout),
+        subject=path,
+    )
+
+
+def _inspect(
+    path: str | Path, *, template: str | None, reference: str | Path | None
+) -> CheckpointReport:
     from .convert import read_checkpoint
 
-    ck = read_checkpoint(path, template=template, reference=reference)
+    ck = read_checkpoint(path, template=template, reference=reference, timeout=None)
     return build_report(ck, template=template, reference=reference)
 
 

@@ -7,7 +7,7 @@ is a usage error (:class:`~ckptfix.errors.OptionNotSupportedError`), never silen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -25,7 +25,7 @@ class LiveModel(Protocol):
     """A live Keras model (tf_keras or Keras 3): what ``model=`` needs of it."""
 
     @property
-    def layers(self) -> list[object]: ...
+    def layers(self) -> Sequence[object]: ...
 
 
 @dataclass(frozen=True)
