@@ -244,12 +244,15 @@ def convert_batch(
             answered by a picklable :class:`BatchEntry`; ``jobs`` is then not used (the report
             says ``jobs=0``). Where the executor's workers can fork, each file still runs
             under the deadline in a child of the worker.
+
+    Returns:
         A :class:`BatchReport`: one :class:`BatchEntry` per input, in input order, and totals.
         ``report.ok`` is False when any input failed.
 
     Raises:
         NotACheckpointError: a source is missing or no checkpoint was found.
         OutputError: ``out_dir`` cannot be created or would overwrite the inputs.
+        ValueError: ``jobs`` below 1, or a negative ``timeout``.
 
     Example:
         >>> import ckptfix

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import io
+import itertools
 import os
 import pickle
 import queue
@@ -128,7 +129,7 @@ def _serve(in_fd: int, out_fd: int) -> None:
         raw = _read_raw_frame(in_fd)
         if raw is None:
             return
-        before = set(h5util._heaps_checked)
+        known = len(h5util._heaps_checked)  # entries are only ever added, in order
         try:
             fn, args, kwargs, want_progress = pickle.loads(raw)
             if want_progress:
@@ -136,7 +137,7 @@ def _serve(in_fd: int, out_fd: int) -> None:
             msg: tuple[Any, ...] = ("ok", fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             msg = ("error", exc, traceback.format_exc())
-        new = [k for k in h5util._heaps_checked if k not in before]
+        new = list(itertools.islice(h5util._heaps_checked, known, None))
         try:
             _write_frame(out_fd, (*msg, new))
         except Exception as exc:  # noqa: BLE001 - the answer does not pickle: say so
@@ -184,7 +185,13 @@ _HEADER = struct.Struct("<Q")
 
 
 def _write_frame(fd: int, obj: object) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    # Our own, empty reducer table: libraries that register global reducers (Dask installs
+    # tblib's for every exception class) must not change how ckptfix's answers are encoded.
+    pickler.dispatch_table = {}
+    pickler.dump(obj)
+    data = buf.getvalue()
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view) :]

@@ -330,3 +330,17 @@ def test_timeout_values() -> None:
         with pytest.raises(ValueError, match="timeout must be"):
             deadline.resolve_timeout(bad)  # type: ignore[arg-type]
     assert ckptfix.DEFAULT_TIMEOUT == deadline.DEFAULT_TIMEOUT == 60.0
+
+
+def test_answers_do_not_depend_on_reducers_other_libraries_register(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dask registers tblib's reducer for every exception class (copyreg); a worker's answer
+    must still be made of ckptfix's own types, or the caller would refuse to read it."""
+    import copyreg
+
+    monkeypatch.setitem(copyreg.dispatch_table, ckptfix.OutputError, lambda e: (print, ("x",)))
+    src = FIXTURES / "keras2/cnn/parallel_model.h5"
+    (tmp_path / "a.h5").write_bytes(b"someone else's file")
+    with pytest.raises(ckptfix.OutputError, match="already exists"):
+        ckptfix.convert_checkpoint(src, tmp_path / "a.h5")
