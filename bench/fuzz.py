@@ -11,9 +11,13 @@ at the byte level (truncate, flip bits, zero or scramble a block, break the supe
 HDF5 level (attributes of the wrong type or missing, JSON configs broken, absurd shapes, link
 cycles, external links, names with odd bytes, huge chunked attributes) or at the zip level
 (members missing, broken, duplicated, traversing paths), then runs ``inspect`` and ``convert``
-in-process and checks that each either succeeds or raises a :class:`ckptfix.CkptfixError` with
-a documented exit code, within a time bound, without touching the input and without leaving
-output behind after a failure. A case whose process dies or stops answering is a *hang*.
+through the library and checks that each either succeeds or raises a
+:class:`ckptfix.CkptfixError` with a documented exit code, within a time bound, without touching
+the input and without leaving output behind after a failure. The calls run as users run them:
+each file parsed in a worker process under ckptfix's deadline (``--deadline`` seconds, passed as
+``timeout=``), so a file on which HDF5 loops forever is refused with exit 5
+(``DeadlineExceededError``, counted as ``deadline_refusals``). A case whose fuzz worker dies or
+stops answering beyond the harness's own bound is a *hang*, and a bug.
 
 The summary counts outcomes per mutation and lists every bug (crash, hang, leftover output,
 modified input) with the command that reproduces it (``--only N``). Exit status: 0 when no bug
@@ -40,7 +44,7 @@ import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -475,6 +479,7 @@ class Outcome:
     convert: str
     seconds: float
     bugs: list[str]
+    deadline: list[str] = field(default_factory=list)  # calls refused at ckptfix's deadline
 
 
 class _Timeout(Exception):
@@ -515,20 +520,34 @@ def _call(fn: Callable[[], Any], timeout: float) -> tuple[str, Any]:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def run_case(case: Case, outdir: Path, timeout: float = 20.0) -> Outcome:
-    """Run inspect and convert on ``case`` in-process; record any bug."""
-    from ckptfix import convert_checkpoint, inspect_checkpoint
+def default_deadline(timeout: float) -> float:
+    """ckptfix's deadline for a harness bound of ``timeout`` s per call (well inside it)."""
+    return min(10.0, timeout / 2)
 
+
+def run_case(
+    case: Case, outdir: Path, timeout: float = 20.0, deadline: float | None = None
+) -> Outcome:
+    """Run inspect and convert on ``case`` as a user would (a worker process under ckptfix's
+    deadline, ``timeout=deadline``); the harness bounds each call by ``timeout`` too."""
+    from ckptfix import DeadlineExceededError, convert_checkpoint, inspect_checkpoint
+
+    limit = default_deadline(timeout) if deadline is None else deadline
     start = time.perf_counter()
     before = sha256(case.path)
     bugs: list[str] = []
-    ins, _ = _call(lambda: inspect_checkpoint(case.path), timeout)
+    ins, ins_exc = _call(lambda: inspect_checkpoint(case.path, timeout=limit), timeout)
     outdir.mkdir(parents=True, exist_ok=True)
     dst = outdir / f"out{suffix_of(case.path)}"
     if dst.exists():
         dst.unlink()
     # weights-only files go through layout inference (the default; deeper than a refusal).
-    conv, result = _call(lambda: convert_checkpoint(case.path, dst), timeout)
+    conv, result = _call(lambda: convert_checkpoint(case.path, dst, timeout=limit), timeout)
+    deadline_hits = [
+        what
+        for what, exc in (("inspect", ins_exc), ("convert", result))
+        if isinstance(exc, DeadlineExceededError)
+    ]
     left = sorted(p.name for p in outdir.iterdir() if p != dst)
     if conv == "ok":
         if not dst.is_file():
@@ -557,18 +576,24 @@ def run_case(case: Case, outdir: Path, timeout: float = 20.0) -> Outcome:
         conv,
         time.perf_counter() - start,
         bugs,
+        deadline_hits,
     )
 
 
 def run_numbers(
-    seed: int, numbers: list[int], workdir: Path, timeout: float, max_bytes: int = 1 << 20
+    seed: int,
+    numbers: list[int],
+    workdir: Path,
+    timeout: float,
+    max_bytes: int = 1 << 20,
+    deadline: float | None = None,
 ) -> list[Outcome]:
     """Generate and run the given case numbers in this process."""
     seeds = seed_files(max_bytes=max_bytes)
     outs = []
     for n in numbers:
         case = make_case(seed, n, seeds, workdir)
-        outs.append(run_case(case, workdir / "out", timeout))
+        outs.append(run_case(case, workdir / "out", timeout, deadline))
         case.path.unlink()
     return outs
 
@@ -576,7 +601,9 @@ def run_numbers(
 # --- the large run: worker processes with a watchdog ----------------------------------------
 
 
-def _worker(seed: int, numbers: list[int], timeout: float, max_bytes: int) -> int:
+def _worker(
+    seed: int, numbers: list[int], timeout: float, max_bytes: int, deadline: float | None
+) -> int:
     warnings.simplefilter("ignore")
     seeds = seed_files(max_bytes=max_bytes)
     with tempfile.TemporaryDirectory(prefix="ckptfix-fuzz-") as tmp:
@@ -589,7 +616,7 @@ def _worker(seed: int, numbers: list[int], timeout: float, max_bytes: int) -> in
             except Exception as exc:  # noqa: BLE001 - a mutation h5py refused: not a case
                 out = Outcome(n, "", "skipped", repr(exc)[:200], "skipped", "skipped", 0.0, [])
             else:
-                out = run_case(case, work / "out", timeout)
+                out = run_case(case, work / "out", timeout, deadline)
                 case.path.unlink()
             sys.stdout.write("END " + json.dumps(asdict(out)) + "\n")
             sys.stdout.flush()
@@ -606,7 +633,12 @@ class _Worker:
 
 
 def run_parallel(
-    seed: int, numbers: list[int], workers: int, timeout: float, max_bytes: int = 1 << 20
+    seed: int,
+    numbers: list[int],
+    workers: int,
+    timeout: float,
+    max_bytes: int = 1 << 20,
+    deadline: float | None = None,
 ) -> list[Outcome]:
     """Run cases in ``workers`` child processes; a child silent for 3×timeout is a hang.
 
@@ -622,6 +654,8 @@ def run_parallel(
             return
         cmd = [sys.executable, __file__, "--worker", "--seed", str(seed), "--timeout"]
         cmd += [str(timeout), "--max-bytes", str(max_bytes), "--numbers"]
+        if deadline is not None:
+            cmd[-1:-1] = ["--deadline", str(deadline)]
         cmd.append(",".join(map(str, queue)))
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert p.stdout is not None
@@ -698,6 +732,20 @@ def summarize(outcomes: list[Outcome], seed: int, seconds: float) -> dict[str, A
         "cases": len(outcomes),
         "seconds": round(seconds, 1),
         "slowest_case_s": round(max((o.seconds for o in outcomes), default=0.0), 2),
+        "hangs": sum(any("hang" in b for b in o.bugs) for o in outcomes),
+        "deadline_refusals": {
+            "cases": sum(bool(o.deadline) for o in outcomes),
+            "list": [
+                {
+                    "case": o.number,
+                    "mutation": f"{o.mutation}: {o.detail}",
+                    "calls": o.deadline,
+                    "repro": f"python bench/fuzz.py --seed {seed} --only {o.number}",
+                }
+                for o in outcomes
+                if o.deadline
+            ],
+        },
         "converted": sum(o.convert == "ok" for o in outcomes),
         "refused_with_code": dict(
             Counter(o.convert for o in outcomes if o.convert.startswith("exit"))
@@ -713,7 +761,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=20.0, help="seconds per call")
+    ap.add_argument(
+        "--timeout", type=float, default=20.0, help="the harness's bound, seconds per call"
+    )
+    ap.add_argument(
+        "--deadline",
+        type=float,
+        help="ckptfix's timeout= per call (default: min(10, --timeout / 2))",
+    )
     ap.add_argument("--only", type=int, help="run one case, print its outcome")
     ap.add_argument("--max-bytes", type=int, default=1 << 20, help="largest seed file used")
     ap.add_argument("--json", type=Path, help="also write the summary here")
@@ -722,15 +777,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         numbers = [int(n) for n in args.numbers.split(",")]
-        return _worker(args.seed, numbers, args.timeout, args.max_bytes)
+        return _worker(args.seed, numbers, args.timeout, args.max_bytes, args.deadline)
     if args.only is not None:
         with tempfile.TemporaryDirectory() as tmp:
-            (o,) = run_numbers(args.seed, [args.only], Path(tmp), args.timeout, args.max_bytes)
+            (o,) = run_numbers(
+                args.seed, [args.only], Path(tmp), args.timeout, args.max_bytes, args.deadline
+            )
         print(json.dumps(asdict(o), indent=2))
         return 1 if o.bugs else 0
     start = time.perf_counter()
     numbers = list(range(args.cases))
-    outcomes = run_parallel(args.seed, numbers, args.workers, args.timeout, args.max_bytes)
+    outcomes = run_parallel(
+        args.seed, numbers, args.workers, args.timeout, args.max_bytes, args.deadline
+    )
     summary = summarize(outcomes, args.seed, time.perf_counter() - start)
     text = json.dumps(summary, indent=2)
     if args.json:

@@ -11,10 +11,12 @@ __version__ = "0.1.0"
 from .batch import BatchEntry, BatchProgress, BatchReport, convert_batch
 from .checkpoint import Checkpoint
 from .convert import convert_checkpoint, read_checkpoint, verify_conversion
+from .deadline import DEFAULT_TIMEOUT
 from .errors import (
     AmbiguousTemplateError,
     CkptfixError,
     CorruptCheckpointError,
+    DeadlineExceededError,
     ExitCode,
     InputError,
     LayoutError,
@@ -43,6 +45,7 @@ from .survey import InspectEntry, inspect_checkpoints
 
 __all__ = [
     "__version__",
+    "DEFAULT_TIMEOUT",
     "BatchEntry",
     "BatchProgress",
     "BatchReport",
@@ -58,6 +61,7 @@ __all__ = [
     "CkptfixError",
     "ConversionResult",
     "CorruptCheckpointError",
+    "DeadlineExceededError",
     "ExitCode",
     "InputError",
     "InspectEntry",

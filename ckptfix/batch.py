@@ -2,27 +2,40 @@
 
 :func:`convert_batch` finds the checkpoints (``.h5``, ``.hdf5``, ``.weights.h5``, ``.keras``,
 searched recursively in folders), maps each to the same relative path under an output folder,
-and runs :func:`ckptfix.convert_checkpoint` on each, in worker processes when ``jobs > 1``.
+and runs :func:`ckptfix.convert_checkpoint` on each in worker processes (:mod:`ckptfix.deadline`:
+forked from this process where that is safe, so a worker costs milliseconds, not an interpreter
+start), each file under the deadline, or on any :class:`concurrent.futures.Executor` given.
 Every input gets one :class:`BatchEntry`: *converted*, *skipped* (already a single model, or
-its output already exists and matches it) or *failed* (with the one-line reason); the batch
-always goes on. Entries come back in input order whatever order the workers finish in, and
-the files written are byte-identical to a serial run's.
+its output already exists and matches it) or *failed* (with the one-line reason, a file that
+hit the deadline included); the batch always goes on. Entries come back in input order
+whatever order the workers finish in, and the files written are byte-identical to a serial
+run's.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import CkptfixError, NotACheckpointError, NothingToConvertError, OutputError
+from .deadline import DEFAULT_TIMEOUT, Task, resolve_timeout, run_isolated, run_tasks
+from .errors import (
+    CkptfixError,
+    DeadlineExceededError,
+    NotACheckpointError,
+    NothingToConvertError,
+    OutputError,
+)
 from .layout import ModelShapes, model_shapes
-from .output import TEMP_MARK, same_file
+from .output import TEMP_MARK, discard_temps_of, same_file
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 #: File name endings searched for in folders (``.weights.h5`` ends with ``.h5``).
 CHECKPOINT_SUFFIXES = (".h5", ".hdf5", ".keras")
@@ -124,12 +137,15 @@ BatchProgressCallback = Callable[[BatchProgress], None]
 
 
 @dataclass(frozen=True)
-class _Options:
-    template: str | None
-    reference: str | None
-    exact: bool
-    force: bool
-    model: ModelShapes | None = None  # picklable, for the workers
+class BatchOptions:
+    """The options every file of a batch is converted with (plain data: it crosses processes)."""
+
+    template: str | None = None
+    reference: str | None = None
+    exact: bool = False
+    force: bool = False
+    timeout: float | None = DEFAULT_TIMEOUT  # seconds without progress; None: no deadline
+    model: ModelShapes | None = None  # a live model as plain data, for the workers
 
 
 def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tuple[BatchItem, ...]:
@@ -199,6 +215,8 @@ def convert_batch(
     infer: bool | None = None,
     model: Any = None,
     progress: BatchProgressCallback | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    executor: Executor | None = None,
 ) -> BatchReport:
     """Convert every checkpoint under ``sources`` into the same tree under ``out_dir``.
 
@@ -207,9 +225,10 @@ def convert_batch(
             :func:`find_checkpoints`). Never modified.
         out_dir: the output folder (created when missing); each output keeps its input's
             relative path and file name.
-        jobs: worker processes (default: the CPUs this process may use); 1 runs in this process.
-            Workers are spawned, so they import your ``__main__`` module again: in a script,
-            call this under ``if __name__ == "__main__":`` (as for any multiprocessing code).
+        jobs: conversions at once, each in a worker process (default: :func:`auto_jobs`, the
+            CPUs this process may use, at most one per file). Workers are forked from this
+            process (Linux) or started with ``python -c`` (macOS, Windows): they never
+            re-import your ``__main__``. ``jobs=1`` with ``timeout=None`` runs in this process.
         force: replace outputs that already exist. Without it an existing output is kept: it is
             verified against its input and the entry is *skipped* (or *failed* if it differs).
         reference: a layout reference for Keras 2 weights-only files, used for every input.
@@ -221,6 +240,15 @@ def convert_batch(
         model: a live Keras model built like the template, for every input's exact layout
             (workers get its :class:`~ckptfix.layout.ModelShapes`).
         progress: called with a :class:`BatchProgress` before the work and after each file.
+        timeout: seconds a file may go without progress before it is refused and marked
+            *failed* (``DeadlineExceededError``, exit code 5) while the batch goes on; copying
+            and comparing tensor bytes is progress. None or 0: no deadline.
+        executor: run the conversions on this :class:`concurrent.futures.Executor` instead
+            of local workers (a Dask ``Client.get_executor()``, a process pool of your own):
+            each file is one ``executor.submit(run_item, item, options)`` of picklable data,
+            answered by a picklable :class:`BatchEntry`; ``jobs`` is then not used (the report
+            says ``jobs=0``). Where the executor's workers can fork, each file still runs
+            under the deadline in a child of the worker.
 
     Returns:
         A :class:`BatchReport`: one :class:`BatchEntry` per input, in input order, and totals.
@@ -229,6 +257,7 @@ def convert_batch(
     Raises:
         NotACheckpointError: a source is missing or no checkpoint was found.
         OutputError: ``out_dir`` cannot be created or would overwrite the inputs.
+        ValueError: ``jobs`` below 1, or a negative ``timeout``.
 
     Example:
         >>> import ckptfix
@@ -239,17 +268,17 @@ def convert_batch(
     start = time.perf_counter()
     if jobs is not None and jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    limit = resolve_timeout(timeout)
     if isinstance(sources, str | Path):
         sources = [sources]
     items = find_checkpoints(sources, out_dir)
     out = Path(out_dir).absolute()
     created = _make_folders(out, items)
     exact = exact or infer is False
+    ref = None if reference is None else str(reference)
     shapes = None if model is None else model_shapes(model)
-    opts = _Options(template, None if reference is None else str(reference), exact, force, shapes)
-    n = min(jobs or _cpu_count(), len(items))
-    if n > 1 and not _main_importable():
-        n = 1  # spawned workers could not start (they re-import __main__): run here instead
+    opts = BatchOptions(template, ref, exact, force, limit, shapes)
+    n = 0 if executor is not None else min(jobs or auto_jobs(items), len(items))
     total_bytes = sum(it.file_bytes for it in items)
     done = [0, 0]
 
@@ -263,18 +292,20 @@ def convert_batch(
     report_progress(None, None)
     entries: list[BatchEntry | None] = [None] * len(items)
     try:
-        if n <= 1:
+        if executor is not None:
+            _run_executor(executor, items, opts, entries, report_progress)
+        elif n <= 1 and limit is None:
             for i, item in enumerate(items):
                 entries[i] = convert_one(item, opts)
                 report_progress(entries[i], item)
         else:
-            _run_pool(items, opts, n, entries, report_progress)
+            _run_workers(items, opts, n, entries, report_progress)
     finally:
         _remove_empty(created)
     final = tuple(e for e in entries if e is not None)
     return BatchReport(
         out_dir=str(out_dir),
-        jobs=max(n, 1),
+        jobs=n,
         entries=final,
         files=len(final),
         converted=sum(e.status == "converted" for e in final),
@@ -312,10 +343,12 @@ def write_batch_report(report: BatchReport, path: str | Path) -> Path:
     return dst
 
 
-def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
+def convert_one(item: BatchItem, opts: BatchOptions) -> BatchEntry:
     """Convert one item; never raises for a bad input (it becomes a *failed* entry).
 
-    Runs in the worker processes, so it takes and returns only picklable data.
+    Runs in the worker processes, so it takes and returns only picklable data. In a worker
+    the library calls below run in place, under the worker's deadline; called anywhere else
+    they run under their own (see :func:`run_item`).
     """
     from .convert import convert_checkpoint, verify_conversion
 
@@ -324,7 +357,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
     existed = os.path.lexists(dst)
     try:
         if existed and not opts.force:
-            check = verify_conversion(src, dst, template=opts.template)
+            check = verify_conversion(src, dst, template=opts.template, timeout=opts.timeout)
             if not check.ok:
                 return BatchEntry(
                     source=src,
@@ -357,6 +390,7 @@ def convert_one(item: BatchItem, opts: _Options) -> BatchEntry:
             exact=opts.exact,
             force=opts.force,
             model=opts.model,
+            timeout=opts.timeout,
         )
     except NothingToConvertError as exc:
         return _error_entry(item, "skipped", exc, start)
@@ -406,43 +440,102 @@ def _error_entry(
     )
 
 
-def _run_pool(
+def run_item(item: BatchItem, opts: BatchOptions) -> BatchEntry:
+    """Convert one item under the deadline, in a worker process of wherever this runs.
+
+    What :func:`convert_batch` submits to an ``executor=``: a module-level function of picklable
+    arguments returning a picklable :class:`BatchEntry`. A file that hits the deadline (or
+    crashes its worker) becomes a *failed* entry; nothing raises for a bad input.
+    """
+    start = time.perf_counter()
+    try:
+        return run_isolated(
+            convert_one,
+            (item, opts),
+            timeout=opts.timeout,
+            subject=item.source,
+            cleanup=functools.partial(discard_temps_of, Path(item.destination).parent),
+        )
+    except CkptfixError as exc:
+        return _error_entry(item, "failed", exc, start)
+
+
+def auto_jobs(items: Sequence[BatchItem]) -> int:
+    """The default ``jobs``: the CPUs this process may use, at most one per file.
+
+    Workers are forked (or, on macOS and Windows, started once per batch), so even a batch
+    of two small files gains from a second one; more workers than CPUs only share them.
+    """
+    return max(1, min(_cpu_count(), len(items)))
+
+
+def _run_workers(
     items: Sequence[BatchItem],
-    opts: _Options,
+    opts: BatchOptions,
     n: int,
     entries: list[BatchEntry | None],
     report_progress: Callable[[BatchEntry | None, BatchItem | None], None],
 ) -> None:
-    # spawn: never fork a parent that may hold threads (TensorFlow, rich, the caller's own).
-    # imported here: process pools cost ~40 ms to import, and single conversions never need one
-    import concurrent.futures as cf
-    import multiprocessing
+    """``n`` local worker processes, each converting file after file under the deadline."""
+    tasks = [
+        Task(
+            convert_one,
+            (item, opts),
+            subject=item.source,
+            cleanup=functools.partial(discard_temps_of, Path(item.destination).parent),
+        )
+        for item in items
+    ]
+    for i, entry, error in run_tasks(tasks, max(n, 1), opts.timeout):
+        if error is not None:
+            seconds = opts.timeout if isinstance(error, DeadlineExceededError) else None
+            entry = _failed_entry(items[i], error, seconds or 0.0)
+        entries[i] = entry
+        report_progress(entry, items[i])
 
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-        futures = {pool.submit(convert_one, item, opts): i for i, item in enumerate(items)}
-        try:
-            for fut in cf.as_completed(futures):
-                i = futures[fut]
-                try:
-                    entry = fut.result()
-                except Exception as exc:  # the worker died (killed, out of memory, crash)
-                    entry = BatchEntry(
-                        source=items[i].source,
-                        status="failed",
-                        reason=f"expected a result for {Path(items[i].source).name}; found its "
-                        f"worker process stopped ({type(exc).__name__}: {exc}); rerun the batch "
-                        "(finished outputs are kept) or use jobs=1",
-                        destination=None,
-                        file_bytes=items[i].file_bytes,
-                        error=type(exc).__name__,
-                        exit_code=1,
-                    )
-                entries[i] = entry
-                report_progress(entry, items[i])
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+
+def _run_executor(
+    executor: Executor,
+    items: Sequence[BatchItem],
+    opts: BatchOptions,
+    entries: list[BatchEntry | None],
+    report_progress: Callable[[BatchEntry | None, BatchItem | None], None],
+) -> None:
+    """Every file as one ``executor.submit(run_item, ...)``; entries kept in input order."""
+    import concurrent.futures as cf
+
+    futures = {executor.submit(run_item, item, opts): i for i, item in enumerate(items)}
+    try:
+        for fut in cf.as_completed(futures):
+            i = futures[fut]
+            try:
+                entry = fut.result()
+            except Exception as exc:  # the worker died (killed, out of memory, crash)
+                entry = _failed_entry(items[i], exc, 0.0)
+            entries[i] = entry
+            report_progress(entry, items[i])
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+
+
+def _failed_entry(item: BatchItem, exc: BaseException, seconds: float) -> BatchEntry:
+    """The entry of a file whose worker gave no entry: a deadline, a crash, a lost worker."""
+    if isinstance(exc, CkptfixError):
+        return replace(_error_entry(item, "failed", exc, time.perf_counter()), seconds=seconds)
+    return BatchEntry(
+        source=item.source,
+        status="failed",
+        reason=f"expected a result for {Path(item.source).name}; found its worker process "
+        f"stopped ({type(exc).__name__}: {exc}); rerun the batch (finished outputs are kept) "
+        "or use jobs=1",
+        destination=None,
+        file_bytes=item.file_bytes,
+        error=type(exc).__name__,
+        exit_code=1,
+        seconds=seconds,
+    )
 
 
 def _walk(folder: Path, out: Path) -> Iterable[Path]:
@@ -485,13 +578,6 @@ def _remove_empty(created: list[Path]) -> None:
             pass  # not empty: it holds outputs
 
 
-def _main_importable() -> bool:
-    """False when ``__main__`` names a file that does not exist (``python - < script``)."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    return path is None or os.path.exists(path)
-
-
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -509,11 +595,15 @@ def _size(path: Path) -> int:
 __all__ = [
     "BatchEntry",
     "BatchItem",
+    "BatchOptions",
     "BatchProgress",
     "BatchReport",
     "batch_report_json",
     "write_batch_report",
     "CHECKPOINT_SUFFIXES",
+    "auto_jobs",
     "convert_batch",
+    "convert_one",
     "find_checkpoints",
+    "run_item",
 ]

@@ -26,6 +26,7 @@ from rich.markup import escape
 from typer.core import TyperCommand
 
 from . import __version__
+from .deadline import DEFAULT_TIMEOUT
 from .errors import CkptfixError, CkptfixWarning, ExitCode, cli_wording
 from .report import to_json
 
@@ -282,6 +283,16 @@ def _root(
 
 # --- inspect --------------------------------------------------------------------------------
 
+#: --timeout, the same for every command that reads files (the library's ``timeout=``).
+TIMEOUT_OPTION = typer.Option(
+    DEFAULT_TIMEOUT,
+    "--timeout",
+    min=0,
+    metavar="SECONDS",
+    help="Refuse a file (exit 5; batch: mark it failed and go on) when reading it makes no "
+    "progress for this long, as HDF5 can loop forever on a crafted file. 0: no deadline.",
+)
+
 
 @app.command(cls=usage("FILE", "PATH..."))
 def inspect(
@@ -299,6 +310,7 @@ def inspect(
     template: TemplateOption = None,
     reference: ReferenceOption = None,
     model: ModelOption = None,
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Explain what a checkpoint is and how to fix it.
 
@@ -321,7 +333,9 @@ def inspect(
         from .report import inspect_checkpoint
 
         report = run_library(
-            lambda: inspect_checkpoint(paths[0], template=template, reference=reference, model=live)
+            lambda: inspect_checkpoint(
+                paths[0], template=template, reference=reference, model=live, timeout=timeout
+            )
         )
         if model is not None:
             report = _with_model_flag(report, model)
@@ -330,7 +344,9 @@ def inspect(
         emit(report, lambda: render_report(report, tensors=tensors), as_json, jsonl)
         return
     entries = run_library(
-        lambda: inspect_checkpoints(paths, template=template, reference=reference, model=live)
+        lambda: inspect_checkpoints(
+            paths, template=template, reference=reference, model=live, timeout=timeout
+        )
     )
     if model is not None:
         entries = tuple(_with_model_flag(e, model) for e in entries)
@@ -403,7 +419,7 @@ def convert(
         "-j",
         min=1,
         metavar="N",
-        help="Batch: worker processes (default: number of CPUs).",
+        help="Batch: files converted at once (default: the CPUs, at most one per file).",
     ),
     report_file: Path | None = typer.Option(
         None,
@@ -411,6 +427,7 @@ def convert(
         metavar="FILE",
         help="Batch: write a JSON report (one entry per input) here.",
     ),
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Rewrite a parallel checkpoint as the template model's own.
 
@@ -454,6 +471,7 @@ def convert(
                 model=live,
                 exact=exact,
                 force=force,
+                timeout=timeout,
             )
         )
         from .render import render_conversion
@@ -477,6 +495,7 @@ def convert(
                 exact=exact,
                 model=live,
                 progress=view,
+                timeout=timeout,
             )
         if report_file is not None:
             write_batch_report(batch, report_file)
@@ -500,6 +519,7 @@ def verify(
     dst: Path = typer.Argument(..., metavar="DST", help="The converted single-model checkpoint."),
     template: TemplateOption = None,
     as_json: JsonOption = False,
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
     """Compare the template inside SRC with DST, tensor by tensor.
 
@@ -515,7 +535,7 @@ def verify(
     from .convert import verify_conversion
     from .render import render_verification
 
-    result = run_library(lambda: verify_conversion(src, dst, template=template))
+    result = run_library(lambda: verify_conversion(src, dst, template=template, timeout=timeout))
     emit(result, lambda: render_verification(result), as_json)
     if not result.ok:
         raise typer.Exit(int(ExitCode.VERIFY))

@@ -10,12 +10,14 @@ format's reader), and only then renames it into place.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from . import formats
 from .checkpoint import Checkpoint, Layer, TensorRef, weights_in_order
+from .deadline import DEFAULT_TIMEOUT, resolve_timeout, run_isolated
 from .errors import CkptfixError, LayoutUnknownError, VerificationError
 from .formats.base import (
     Format,
@@ -28,8 +30,8 @@ from .formats.base import (
     check_options,
 )
 from .h5util import damaged_file_errors
-from .layout import MAKE_EXACT
-from .output import atomic_destination, check_self_contained
+from .layout import MAKE_EXACT, model_shapes
+from .output import atomic_destination, check_self_contained, discard_temps_of
 from .report import ConversionResult, VerificationResult, output_path
 from .storage import CopyRecord, TensorPair, compare_pairs, stray_datasets
 
@@ -41,6 +43,7 @@ def read_checkpoint(
     reference: str | Path | None = None,
     model: LiveModel | None = None,
     exact: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Checkpoint:
     """Read any supported checkpoint into the format-neutral :class:`Checkpoint` (metadata only).
 
@@ -51,12 +54,37 @@ def read_checkpoint(
             file, or a ``.h5`` saved from the template).
         model: a live Keras model built like the template, for an exact layout.
         exact: refuse a layout that would only be inferred from weight names.
+        timeout: seconds the file may be read without progress, in a worker process (see
+            :mod:`ckptfix.deadline`); None or 0 reads it in this process, without a deadline.
 
     Raises:
         NotACheckpointError, CorruptCheckpointError, UnsupportedFormatError: bad input.
+        DeadlineExceededError: reading made no progress for ``timeout`` seconds.
         OptionNotSupportedError: an option this file's format does not support.
         TemplateNotFoundError: ``template`` names no nested model of the file.
     """
+    return run_isolated(
+        _read,
+        (path,),
+        {"template": template, "reference": reference, "model": _shapes(model), "exact": exact},
+        timeout=resolve_timeout(timeout),
+        subject=path,
+    )
+
+
+def _shapes(model: LiveModel | None) -> LiveModel | None:
+    """A live model as plain data, taken here: workers never touch TensorFlow objects."""
+    return None if model is None else model_shapes(model)
+
+
+def _read(
+    path: str | Path,
+    *,
+    template: str | None = None,
+    reference: str | Path | None = None,
+    model: LiveModel | None = None,
+    exact: bool = False,
+) -> Checkpoint:
     p = Path(path)
     fmt, fid = formats.sniff(p)
     options = ReadOptions(template=template, reference=reference, model=model, exact=exact)
@@ -82,6 +110,7 @@ def convert_checkpoint(
     infer: bool | None = None,
     force: bool = False,
     progress: ProgressCallback | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> ConversionResult:
     """Rewrite a parallel (or wrapped) checkpoint as the single template model's checkpoint.
 
@@ -106,6 +135,12 @@ def convert_checkpoint(
         infer: deprecated: inference is the default; ``infer=False`` means ``exact=True``.
         force: replace an existing ``dst`` (never the source itself).
         progress: called as ``progress(done_bytes, total_bytes)`` while writing.
+        timeout: seconds the conversion may go without progress (copying and comparing
+            tensor bytes is progress; reading, rewriting and verifying the file's structure
+            is not) before ``src`` is refused as damaged. The whole conversion runs in a
+            worker process (:mod:`ckptfix.deadline`), killed at the deadline: HDF5 can loop
+            forever on a crafted file, where nothing in Python could interrupt it. None or 0
+            converts in this process, without a deadline.
 
     Returns:
         A :class:`ConversionResult` saying what was written and that it was verified.
@@ -114,6 +149,7 @@ def convert_checkpoint(
         NothingToConvertError: ``src`` is already a single model (nothing written).
         AmbiguousTemplateError, LayoutError: refused; the message says how to make it exact.
         NotACheckpointError, CorruptCheckpointError, UnsupportedFormatError: bad input.
+        DeadlineExceededError: no progress for ``timeout`` seconds (nothing written).
         OptionNotSupportedError: an option the source's or destination's format does not take.
         OutputError: the destination cannot be written. VerificationError: a bad write.
 
@@ -123,9 +159,45 @@ def convert_checkpoint(
         >>> r.template, r.replicas, r.layout  # doctest: +SKIP
         ('model_1', 2, 'exact')
     """
-    start = time.perf_counter()
     exact = exact or infer is False
-    ck = read_checkpoint(src, template=template, reference=reference, model=model, exact=exact)
+    return run_isolated(
+        _convert,
+        (src, dst),
+        {
+            "template": template,
+            "reference": reference,
+            "model": _shapes(model),
+            "exact": exact,
+            "force": force,
+        },
+        timeout=resolve_timeout(timeout),
+        subject=src,
+        progress=progress,
+        cleanup=functools.partial(discard_temps_of, _output_folder(src, dst)),
+    )
+
+
+def _output_folder(src: str | Path, dst: str | Path | None) -> Path:
+    """The folder a conversion writes its temporaries in (see :func:`output_path`)."""
+    if dst is None:
+        return Path(src).absolute().parent
+    d = Path(dst)
+    return d if d.is_dir() else d.absolute().parent
+
+
+def _convert(
+    src: str | Path,
+    dst: str | Path | None,
+    *,
+    template: str | None,
+    reference: str | Path | None,
+    model: LiveModel | None,
+    exact: bool,
+    force: bool,
+    progress: ProgressCallback | None = None,
+) -> ConversionResult:
+    start = time.perf_counter()
+    ck = _read(src, template=template, reference=reference, model=model, exact=exact)
     dst = output_path(ck, dst)
     writer, wid = formats.writer_for(dst, ck)
     wopts = WriteOptions(progress=progress)
@@ -291,12 +363,23 @@ def _tensors_of(ck: Checkpoint) -> Iterator[tuple[str, TensorRef]]:
 
 
 def verify_conversion(
-    src: str | Path, dst: str | Path, *, template: str | None = None
+    src: str | Path,
+    dst: str | Path,
+    *,
+    template: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> VerificationResult:
     """Compare the template inside ``src`` with the converted file ``dst``, tensor by tensor.
 
     Every stored byte of both files is compared (in constant memory); a Keras 2 ``dst`` also
     serves as the layout of a weights-only ``src``, whose own file does not record it.
+
+    Args:
+        src: the parallel checkpoint.
+        dst: the converted file.
+        template: the nested model, when there are several.
+        timeout: seconds without progress before the files are refused, as for
+            :func:`convert_checkpoint`; None or 0: in this process, without a deadline.
 
     Returns:
         A :class:`VerificationResult`; ``ok`` is False with the mismatches listed when they
@@ -305,9 +388,20 @@ def verify_conversion(
     Raises:
         NotACheckpointError, CorruptCheckpointError: ``src`` or ``dst`` is missing, unreadable,
             truncated or damaged (bad input, not a mismatch).
+        DeadlineExceededError: no progress for ``timeout`` seconds.
         NothingToConvertError: ``src`` is a single model (there is nothing to compare with).
     """
-    ck = read_checkpoint(src, template=template)
+    return run_isolated(
+        _verify,
+        (src, dst),
+        {"template": template},
+        timeout=resolve_timeout(timeout),
+        subject=src,
+    )
+
+
+def _verify(src: str | Path, dst: str | Path, *, template: str | None) -> VerificationResult:
+    ck = _read(src, template=template)
     dst_path = Path(dst)
     fmt, fid = formats.sniff(dst_path)
     with damaged_file_errors(dst_path):
@@ -319,7 +413,7 @@ def verify_conversion(
         and ck.layout.source not in ("config", "model")
     ):
         # The file does not record the template's layout: check dst's as the reference.
-        ck = read_checkpoint(src, template=template, reference=dst_path)
+        ck = _read(src, template=template, reference=dst_path)
         if ck.layout.status == "unknown":
             why = ck.layout.note or "its layers do not match the source's template"
             return _result(ck, dst_path, (), (), [f"layout: {why}"])

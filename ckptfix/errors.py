@@ -52,6 +52,7 @@ CLI_FLAGS = {
     "model": "--model",
     "out_dir": "--out-dir",
     "jobs": "--jobs",
+    "timeout": "--timeout",
     # the trainer's parameters (``ckptfix train``)
     "loss": "--loss",
     "monitor": "--monitor",
@@ -110,6 +111,10 @@ class CorruptCheckpointError(CkptfixError):
     """The file looks like a Keras checkpoint but its structure or data is broken."""
 
     exit_code = ExitCode.BAD_INPUT
+
+
+class DeadlineExceededError(CorruptCheckpointError):
+    """Reading the file made no progress within ``timeout`` seconds (HDF5 looping on damage)."""
 
 
 class NothingToConvertError(CkptfixError):

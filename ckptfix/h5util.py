@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -17,6 +16,7 @@ import h5py
 import numpy as np
 
 from .checkpoint import H5Location, StorageOptions, TensorRef
+from .deadline import tick
 from .errors import CkptfixError, CorruptCheckpointError, NotACheckpointError
 
 # Keras splits a string-list attribute into name0, name1, ... past this many bytes.
@@ -232,6 +232,10 @@ def member_offset(path: Path, info: zipfile.ZipInfo) -> int:
     return start
 
 
+#: Name prefix of the temporary files that hold compressed zip members while HDF5 reads them.
+MEMBER_TEMP_PREFIX = ".ckptfix-member-"
+
+
 @contextmanager
 def open_h5_member(path: Path, member: str) -> Iterator[tuple[h5py.File, Path, int]]:
     """Open the HDF5 ``member`` of the zip ``path``: (file, file on disk, where it starts).
@@ -256,10 +260,14 @@ def open_h5_member(path: Path, member: str) -> Iterator[tuple[h5py.File, Path, i
             disk, start = path, member_offset(path, info)
             size = info.file_size
         else:
-            fd, name = tempfile.mkstemp(prefix=".ckptfix-member-", suffix=".h5")
+            # named after this process, so that a worker killed at its deadline can be cleaned up
+            prefix = f"{MEMBER_TEMP_PREFIX}{os.getpid()}-"
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=".h5")
             tmp = disk = Path(name)
             with os.fdopen(fd, "wb") as out, zf.open(info) as src:
-                shutil.copyfileobj(src, out, 1 << 20)
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+                    tick()
             start, size = 0, info.file_size
     try:
         with open(disk, "rb") as fh:
@@ -587,3 +595,4 @@ def _scan_region(fd: int, start: int, end: int, file_size: int, name: str) -> No
                     check_global_heaps(data, name, base=at)
             hit = window.find(_GCOL, hit + 1)
         pos += _SCAN_WINDOW
+        tick()

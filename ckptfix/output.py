@@ -91,6 +91,28 @@ def clean_stale_temps(folder: Path) -> list[Path]:
     return removed
 
 
+def discard_temps_of(folder: str | Path, pid: int) -> list[Path]:
+    """Remove the ckptfix temporaries in ``folder`` written by process ``pid`` (a killed worker).
+
+    Example:
+        >>> discard_temps_of("out", 12345)  # doctest: +SKIP
+        [PosixPath('out/.single.h5.ckptfix-tmp-12345-0a1b2c3d')]
+    """
+    removed: list[Path] = []
+    mark = f"{TEMP_MARK}{pid}-"
+    try:
+        entries = [p for p in Path(folder).iterdir() if p.name.startswith(".") and mark in p.name]
+    except OSError:
+        return removed
+    for p in entries:
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -100,7 +122,17 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """True for a process that has ended but not been reaped (an orphaned worker whose new
+    parent never reaps, as PID 1 of some containers): it writes nothing any more."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # not Linux, or gone: kill() above already answered
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 def temp_path_for(dst: Path) -> Path:

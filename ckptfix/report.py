@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .checkpoint import Checkpoint, Layer, LayoutSource, Weight
+from .deadline import DEFAULT_TIMEOUT
 from .errors import OutputError
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ def inspect_checkpoint(
     template: str | None = None,
     reference: str | Path | None = None,
     model: LiveModel | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> CheckpointReport:
     """Describe a checkpoint: format, parallel pattern, template, layers, sizes, optimizer.
 
@@ -166,6 +168,10 @@ def inspect_checkpoint(
             reported layout of a Keras 2 weights-only file exact.
         model: a live Keras model built like the template (or its
             :class:`~ckptfix.layout.ModelShapes`), as for ``convert_checkpoint``.
+        timeout: seconds the file may be read without progress before it is refused as
+            damaged (:class:`~ckptfix.errors.DeadlineExceededError`, exit 5). It is read in
+            a worker process killed at the deadline (see :mod:`ckptfix.deadline`): HDF5 can
+            loop forever on a crafted file. None or 0 reads it in this process, without one.
 
     Returns:
         A :class:`CheckpointReport` (``report.parallel``, ``report.template``,
@@ -175,6 +181,7 @@ def inspect_checkpoint(
         NotACheckpointError: not HDF5 or zip, or HDF5 not written by Keras.
         UnsupportedFormatError: a format ckptfix recognises but does not read.
         CorruptCheckpointError: Keras structure that is truncated or inconsistent.
+        DeadlineExceededError: reading made no progress for ``timeout`` seconds.
         TemplateNotFoundError: ``template`` names no nested model of the file.
         OptionNotSupportedError: ``reference`` for a format that records its layout itself.
 
@@ -183,9 +190,34 @@ def inspect_checkpoint(
         >>> report.parallel, report.template, report.replicas  # doctest: +SKIP
         (True, 'model_1', 2)
     """
+    from .deadline import resolve_timeout, run_isolated
+
+    return run_isolated(
+        _inspect,
+        (path,),
+        {"template": template, "reference": reference, "model": _shapes(model)},
+        timeout=resolve_timeout(timeout),
+        subject=path,
+    )
+
+
+def _shapes(model: LiveModel | None) -> LiveModel | None:
+    """A live model as plain data, taken here: the worker never touches TensorFlow objects."""
+    from .layout import model_shapes
+
+    return None if model is None else model_shapes(model)
+
+
+def _inspect(
+    path: str | Path,
+    *,
+    template: str | None,
+    reference: str | Path | None,
+    model: LiveModel | None,
+) -> CheckpointReport:
     from .convert import read_checkpoint
 
-    ck = read_checkpoint(path, template=template, reference=reference, model=model)
+    ck = read_checkpoint(path, template=template, reference=reference, model=model, timeout=None)
     return build_report(ck, template=template, reference=reference)
 
 

@@ -16,7 +16,6 @@ import contextlib
 import errno
 import io
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import h5py
 import numpy as np
 
 from .checkpoint import BundleLocation, H5Location, TensorRef, WriteMode
+from .deadline import tick
 from .errors import CkptfixError
 from .h5util import open_h5, open_h5_member, storage_options
 
@@ -53,7 +53,8 @@ def copy_file(src: Path, dst: Path) -> int:
     """Copy ``src`` to a new file ``dst`` in the kernel; return the number of bytes copied.
 
     Uses ``copy_file_range`` (no byte passes through user space; a reflink where the file
-    system offers one), falling back to :func:`shutil.copyfile` where it is unavailable.
+    system offers one), falling back to a copy by blocks where it is unavailable. Either way
+    progress is reported every few hundred MiB (:func:`ckptfix.deadline.tick`).
     """
     size = os.stat(src).st_size
     fd_in = os.open(src, os.O_RDONLY)
@@ -63,23 +64,40 @@ def copy_file(src: Path, dst: Path) -> int:
             copied = 0
             try:
                 while copied < size:
-                    n = os.copy_file_range(fd_in, fd_out, size - copied, copied, copied)
+                    step = min(size - copied, _COPY_STEP)
+                    n = os.copy_file_range(fd_in, fd_out, step, copied, copied)
                     if n == 0:
                         break
                     copied += n
+                    tick()  # progress: a huge file is not a stuck one
             except (AttributeError, OSError) as exc:
                 if isinstance(exc, OSError) and exc.errno in _FATAL_ERRNOS:
                     raise
-                copied = -1  # cross-device or unsupported: let shutil pick its way
+                copied = -1  # cross-device or unsupported: copy by blocks
         finally:
             os.close(fd_out)
     finally:
         os.close(fd_in)
     if copied < 0:
-        shutil.copyfile(src, dst)
-        copied = os.stat(dst).st_size
+        copied = _copy_by_blocks(src, dst)
     return copied
 
+
+def _copy_by_blocks(src: Path, dst: Path) -> int:
+    """Copy through user space (another file system, no copy_file_range), reporting progress."""
+    copied = 0
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while block := fin.read(_BLOCK_COPY):
+            fout.write(block)
+            copied += len(block)
+            tick()
+    return copied
+
+
+#: Bytes per copy_file_range call, and per read of the fallback copy (between two progress
+#: reports to the deadline, :func:`ckptfix.deadline.tick`).
+_COPY_STEP = 256 << 20
+_BLOCK_COPY = 16 << 20
 
 # Out of space or a failing disk: a fallback would fail the same way.
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
@@ -276,6 +294,7 @@ class RawFiles:
             rb = os.preadv(self._fb, [self._vb[:n]], offset_b + done)
             if ra != n or rb != n:
                 return False  # a file ends inside the range
+            tick()
             if n == BLOCK:
                 if self._ba != self._bb:  # bytearray equality is one memcmp
                     return False
@@ -533,6 +552,7 @@ def _compare_values(a: h5py.Dataset, b: h5py.Dataset) -> str | None:
         n = stop - start
         a.read_direct(buf_a, np.s_[start:stop], np.s_[0:n])
         b.read_direct(buf_b, np.s_[start:stop], np.s_[0:n])
+        tick()
         if not np.array_equal(buf_a[:n].view(np.uint8), buf_b[:n].view(np.uint8)):
             return f"bytes differ in rows {start}:{stop}"
     return None
@@ -556,6 +576,7 @@ def _compare_bundle_h5(loc: BundleLocation, ds: h5py.Dataset) -> str | None:
             n = stop - start
             ds.read_direct(buf, np.s_[start:stop], np.s_[0:n])
             data = os.pread(fh.fileno(), n * row_bytes, loc.offset + start * row_bytes)
+            tick()
             if data != buf[:n].tobytes():
                 return f"bytes differ in rows {start}:{stop}"
     return None

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .batch import CHECKPOINT_SUFFIXES
+from .deadline import DEFAULT_TIMEOUT
 from .errors import CkptfixError, NotACheckpointError
+from .layout import model_shapes
 from .output import TEMP_MARK
 from .report import JSON_SCHEMA_VERSION, CheckpointReport, inspect_checkpoint, to_json
 
@@ -91,12 +93,15 @@ def inspect_checkpoints(
     template: str | None = None,
     reference: str | Path | None = None,
     model: LiveModel | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> tuple[InspectEntry, ...]:
     """Describe every checkpoint among ``paths`` (files and folders), one entry each.
 
     Args:
         paths: checkpoint files and folders (see :func:`find_inputs`).
-        template, reference, model: as for :func:`ckptfix.inspect_checkpoint`, for every input.
+        template, reference, model, timeout: as for :func:`ckptfix.inspect_checkpoint`, for
+            every input (the deadline applies to each file: one that makes no progress is an
+            entry saying so, and the others are still described).
 
     Returns:
         One :class:`InspectEntry` per input, in input order (a folder's checkpoints sorted by
@@ -107,6 +112,8 @@ def inspect_checkpoints(
         >>> [e.path for e in entries if e.ok and e.report.wrapped]  # doctest: +SKIP
         ['runs/exp1/epoch_03.h5']
     """
+    if model is not None:
+        model = model_shapes(model)  # once, not per file
     entries = []
     for item in find_inputs(paths):
         if isinstance(item, str):
@@ -122,7 +129,9 @@ def inspect_checkpoints(
             )
             continue
         try:
-            report = inspect_checkpoint(item, template=template, reference=reference, model=model)
+            report = inspect_checkpoint(
+                item, template=template, reference=reference, model=model, timeout=timeout
+            )
         except CkptfixError as exc:
             entries.append(
                 InspectEntry(str(item), None, type(exc).__name__, str(exc), int(exc.exit_code))

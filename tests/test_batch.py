@@ -284,6 +284,27 @@ def test_cli_all_good_batch_exits_0_and_prints_json(tmp_path: Path) -> None:
     ]
 
 
+def test_batch_runs_on_a_dask_executor_with_the_same_answers_and_bytes(
+    serial, mixed: Path, tmp_path: Path
+) -> None:
+    """``executor=``: a local dask.distributed cluster (two workers) runs the conversions; the
+    entries, in input order, and every output byte are those of the serial run."""
+    distributed = pytest.importorskip("distributed")
+    report, out_serial, _ = serial
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        got = ckptfix.convert_batch(mixed, tmp_path / "out", executor=client.get_executor())
+    assert got.jobs == 0  # the executor decided
+    assert [(e.source, e.status, e.error, e.exit_code, e.tensors) for e in got.entries] == [
+        (e.source, e.status, e.error, e.exit_code, e.tensors) for e in report.entries
+    ]
+    assert outputs(tmp_path / "out") == outputs(out_serial)
+
+
 # --- re-running a batch ------------------------------------------------------------------------
 
 
@@ -506,8 +527,13 @@ def test_terminal_progress_bar_and_summary(tmp_path: Path) -> None:
     assert "1 converted, 0 skipped, 1 failed" in text and "report: r.json" in text
 
 
-def test_script_from_stdin_runs_serially_instead_of_breaking_the_pool(tmp_path: Path) -> None:
-    """Spawned workers re-import ``__main__``; from stdin they cannot, so the batch runs here."""
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_workers_never_reimport_main_so_a_script_on_stdin_runs_in_parallel(
+    tmp_path: Path, method: str
+) -> None:
+    """Workers are forked, or started with ``python -c``: never by re-importing ``__main__``,
+    so a script piped on stdin (no ``if __name__ == "__main__":`` guard, no file to re-import)
+    gets its two workers instead of a broken pool."""
     import subprocess
     import sys
 
@@ -520,7 +546,9 @@ def test_script_from_stdin_runs_serially_instead_of_breaking_the_pool(tmp_path: 
         f"r = ckptfix.convert_batch([{str(src)!r}], {str(tmp_path / 'out')!r}, jobs=2)\n"
         "print(r.jobs, r.converted, r.failed)\n"
     )
+    env = {**os.environ, "CKPTFIX_START_METHOD": method}
     done = subprocess.run(
-        [sys.executable, "-"], input=script, capture_output=True, text=True, check=True
+        [sys.executable, "-"], input=script, capture_output=True, text=True, check=True, env=env
     )
-    assert done.stdout.split() == ["1", "2", "0"], done.stderr
+    assert done.stdout.split() == ["2", "2", "0"], done.stderr
+    assert outputs(tmp_path / "out").keys() == {"a.h5", "b.h5"}

@@ -74,6 +74,18 @@ sys.stdout.write("done\\n"); sys.stdout.flush()
 """
 
 
+def gone_soon(pid: int) -> bool:
+    """True once ``pid`` no longer runs (ended, or a zombie), within a few seconds."""
+    from ckptfix.output import _pid_alive
+
+    end = time.monotonic() + 5
+    while _pid_alive(pid):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_sigkill_leaves_nothing_or_a_complete_verified_file(tmp_path):
     src = big_parallel_file(tmp_path / "parallel.h5")
     before = sha256(src)
@@ -107,9 +119,10 @@ def test_sigkill_leaves_nothing_or_a_complete_verified_file(tmp_path):
             dst.unlink()
         else:
             outcomes["absent"] += 1
-        for t in temps(out):  # a stray temp is named after its (dead) writer
-            pid = t.name.removeprefix(f".{dst.name}{TEMP_MARK}").split("-")[0]
-            assert int(pid) in killed_pids, t.name
+        for t in temps(out):  # a stray temp is named after its writer, which is gone
+            pid = int(t.name.removeprefix(f".{dst.name}{TEMP_MARK}").split("-")[0])
+            # the killed process, or its worker (ckptfix.deadline), which dies with it
+            assert pid in killed_pids or gone_soon(pid), t.name
     assert outcomes["absent"] > 0, outcomes
     assert sha256(src) == before
     # The next run into the folder removes the strays of dead processes, then succeeds.
@@ -402,6 +415,10 @@ def test_the_converter_has_no_way_to_run_code_from_a_file():
                 bad = {m.split(".")[0] for m in mods} & banned_modules
                 # importlib.util.find_spec only checks that TensorFlow is installed.
                 if bad == {"importlib"} and path.name == "errors.py":
+                    continue
+                # deadline.py: messages between ckptfix's own processes, read back with an
+                # allow-list of ckptfix's result and error types (tested in test_deadline.py).
+                if bad == {"pickle"} and path.name == "deadline.py":
                     continue
                 assert not bad, f"{path.name}:{node.lineno} imports {bad}"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
