@@ -53,6 +53,7 @@ class BundleLocation:
     offset: int
     size: int
     crc32c: int | None = None  # masked crc32c from the index, as TensorFlow stores it
+    path: str = ""  # the tensor's key in the index ("layer_with_weights-0/…/VARIABLE_VALUE")
 
 
 TensorLocation = H5Location | BundleLocation

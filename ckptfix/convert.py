@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import formats
-from .checkpoint import Checkpoint, Layer, TensorRef, weights_in_order
+from .checkpoint import BundleLocation, Checkpoint, Layer, TensorRef, weights_in_order
 from .errors import CkptfixError, LayoutUnknownError, VerificationError
 from .formats.base import (
     Format,
@@ -31,7 +31,7 @@ from .h5util import damaged_file_errors
 from .layout import MAKE_EXACT
 from .output import atomic_destination, check_self_contained
 from .report import ConversionResult, VerificationResult
-from .storage import CopyRecord, TensorPair, compare_pairs, stray_datasets
+from .storage import CopyRecord, TensorPair, compare_pairs, stray_datasets, stray_entries
 
 
 def read_checkpoint(
@@ -127,9 +127,14 @@ def convert_checkpoint(
     wopts = WriteOptions(progress=progress)
     check_options(writer.name, writer.write_options, _given_write(wopts), "writers take progress=")
     require_convertible(ck, writer, exact)
-    with atomic_destination(src, dst, force) as tmp, damaged_file_errors(src):
+    suffixes, protect = output_files(writer, ck), input_files(ck)
+    with (
+        atomic_destination(src, dst, force, suffixes=suffixes, protect=protect) as tmp,
+        damaged_file_errors(src),
+    ):
         written = writer.write(ck, tmp, wopts)
-        check_self_contained(tmp)
+        if suffixes == ("",):  # one HDF5 file or zip (a TF checkpoint has no links to follow)
+            check_self_contained(tmp)
         planned = (written.tensors, written.optimizer)
         check = verify_output(ck, writer, wid, planned, tmp, written.copy_record)
         if not check.ok:
@@ -157,6 +162,21 @@ def convert_checkpoint(
         warnings=written.warnings,
         output_format=wid,
     )
+
+
+def output_files(writer: Format, ck: Checkpoint) -> tuple[str, ...]:
+    """The suffixes of the files a writer writes for one destination name, in commit order.
+
+    One file (``("",)``) for every format but TensorFlow checkpoints (``.data-*``, ``.index``).
+    """
+    suffixes = getattr(writer, "output_suffixes", None)
+    return tuple(suffixes(ck)) if callable(suffixes) else ("",)
+
+
+def input_files(ck: Checkpoint) -> tuple[Path, ...]:
+    """Every file a checkpoint consists of (a TF checkpoint: its index and data shards)."""
+    files = getattr(formats.by_id(ck.format), "input_files", None)
+    return tuple(files(ck)) if callable(files) else (Path(ck.path),)
 
 
 def _given_write(options: WriteOptions) -> frozenset[str]:
@@ -224,11 +244,15 @@ def verify_output(
         else:
             pairs.append(TensorPair(t.name, t.source, out_ref, t.how))
     member = next((getattr(r.location, "member", None) for r in refs.values()), None)
+    bundle_out = any(isinstance(r.location, BundleLocation) for r in refs.values())
     try:
         expected = {t.path for t in tensors + optimizer}
-        problems += [
-            f"{p}: not in the template" for p in stray_datasets(str(out), member, expected)
-        ]
+        stray = (
+            stray_entries(out, expected)
+            if bundle_out
+            else stray_datasets(str(out), member, expected)
+        )
+        problems += [f"{p}: not in the template" for p in stray]
     except CkptfixError as exc:
         problems.append(f"unreadable output: {_first(exc)}")
     if back.family == "keras2":
