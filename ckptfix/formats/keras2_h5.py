@@ -540,6 +540,8 @@ def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
     if ck.family == "keras2" and ck.format in (KERAS2_WEIGHTS, KERAS2_MODEL):
         return _write_by_copy(ck, tmp, options)
     if ck.family == "tf":
+        if ck.layout.refusal is not None:  # an order a TF checkpoint cannot tell, loading silently
+            raise ck.layout.refusal
         return _write_anew(ck, tmp, options)
     raise UnsupportedConversionError(
         f"expected a Keras 2 or TensorFlow source for a Keras 2 .h5 output; found "

@@ -231,7 +231,11 @@ def read(path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
     training_config = root.get("training_config")
     training_config = training_config if isinstance(training_config, dict) else None
     tree = tb.build_layer(g, 0, "", set())
-    ev = tb.Evidence(None, {v: n for lay in _walk(tree) for v, n in lay.names.items()})
+    ev = tb.Evidence(
+        None,
+        {v: n for lay in _walk(tree) for v, n in lay.names.items()},
+        shapes=tb.variable_shapes(g, tree),
+    )
     ev.trainable_lists = recorded_orders(g, _walk(tree))
     by_name = {names.by_node.get(sub.node, sub.key): sub for sub in tree.layers}
     label = folder.name

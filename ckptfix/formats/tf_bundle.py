@@ -309,6 +309,7 @@ class Evidence:
     slotted: set[int] | None  # variables with optimizer slots (None: no such evidence)
     names: dict[int, str]  # variable -> attribute name
     trainable_lists: dict[int, tuple[list[int], list[int]]] | None = None  # SavedModel's own
+    shapes: dict[int, tuple[int, ...]] = field(default_factory=dict)  # variable -> shape
 
     def kind(self, var: int, layer_trainable: bool | None) -> str:
         """'T' (created trainable), 'N' (non-trainable) or '?' (unknown)."""
@@ -344,6 +345,8 @@ class Order:
     n: list[int]
     sure: bool = True
     why: list[str] = field(default_factory=list)
+    #: reasons a wrong guess would load without error (same shapes, other order): refused
+    silent: list[str] = field(default_factory=list)
 
     @property
     def all(self) -> list[int]:
@@ -402,31 +405,45 @@ def layer_order(layer: TfLayer, ev: Evidence, label: str) -> Order:
 
 
 def _model_order(model: TfLayer, ev: Evidence, label: str) -> Order:
-    t: list[int] = []
-    n: list[int] = []
-    sure = True
-    why: list[str] = []
-    unknown = []
+    parts: list[tuple[Order, bool | None]] = []
     for i, sub in enumerate(model.layers):
-        o = layer_order(sub, ev, f"{label}/{i}")
-        tr = ev.layer_trainable(sub)
-        sure = sure and o.sure
-        why += o.why
-        if tr is False:
-            n += o.all
-        else:
-            t += o.t
-            n += o.n
-            if tr is None and o.t:
-                unknown.append(sub)
-    if unknown and len(model.layers) > 1:
-        sure = False
-        why.append(
+        parts.append((layer_order(sub, ev, f"{label}/{i}"), ev.layer_trainable(sub)))
+
+    def assemble(frozen: set[int]) -> tuple[list[int], list[int]]:
+        t: list[int] = []
+        n: list[int] = []
+        for i, (o, tr) in enumerate(parts):
+            if tr is False or i in frozen:
+                n += o.all
+            else:
+                t += o.t
+                n += o.n
+        return t, n
+
+    t, n = assemble(set())
+    out = Order(t, n)
+    for o, _ in parts:
+        out.sure = out.sure and o.sure
+        out.why += o.why
+        out.silent += o.silent
+    unknown = [i for i, (o, tr) in enumerate(parts) if tr is None and o.t]
+    if unknown and len(parts) > 1:
+        out.sure = False
+        out.why.append(
             f"which layers of the nested model {label!r} were frozen (frozen layers' weights "
             "load after all trainable ones) is not recorded in a checkpoint without optimizer "
             "slots: assumed none"
         )
-    return Order(t, n, sure, why)
+        base = t + n
+        for i in unknown:  # a wrong guess that loads without error must not be written
+            alt = sum(assemble({i}), [])
+            if alt != base and [ev.shapes.get(v) for v in alt] == [ev.shapes.get(v) for v in base]:
+                out.silent.append(
+                    f"had a layer of the nested model {label!r} been frozen, its weights would "
+                    "load in another order without any error (same shapes)"
+                )
+                break
+    return out
 
 
 # --- the optimizer ---------------------------------------------------------------------------
@@ -642,17 +659,21 @@ def template_layer(
 ) -> tuple[Layer, Order, list[str]]:
     """The template as a model Layer: its layers each in their own load order.
 
-    Returns the layer, the template's order as one model (trainable block first), and the
-    reasons the order is not certain (empty when it is).
+    Returns the layer, the template's order as one model (trainable block first, with the
+    reasons a wrong guess would load silently in ``silent``), and the reasons the order is not
+    certain (empty when it is).
     """
     layers = []
     why: list[str] = []
+    silent: list[str] = []
     for sub in tpl.layers:
         lay, o = to_layer(g, sub, ev, names)
         layers.append(lay)
         if not o.sure:
             why += o.why
+        silent += o.silent
     whole = layer_order(tpl, ev, names.by_node.get(tpl.node) or _derived_name(g, tpl))
+    whole.silent = list(dict.fromkeys(silent))
     name = names.by_node.get(tpl.node) or _derived_name(g, tpl)
     weights = tuple(
         Weight(weight_name(g, v, _key(g, v)), tensor_ref(g, v), trainable=v in whole.t)
@@ -887,7 +908,7 @@ def read(path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
     opt = read_optimizer(g, root, subject.variables())
     slotted, no_evidence = slot_evidence(opt, subject.variables())
     names_of = {v: n for lay in _walk(tree) for v, n in lay.names.items()}
-    ev = Evidence(slotted, names_of)
+    ev = Evidence(slotted, names_of, shapes=variable_shapes(g, tree))
     names = Named(by_node={tree.node: prefix.name})
     if chosen is not None:
         names.by_node[chosen.node] = chosen.key
@@ -923,6 +944,16 @@ def read(path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
     )
 
 
+def variable_shapes(g: Graph, tree: TfLayer) -> dict[int, tuple[int, ...]]:
+    """Every variable's shape, by node."""
+    out = {}
+    for v in tree.variables():
+        e = g.value(v)
+        if e is not None:
+            out[v] = e.shape
+    return out
+
+
 def _walk(layer: TfLayer) -> list[TfLayer]:
     out = [layer]
     for sub in layer.layers + layer.subs:
@@ -954,12 +985,21 @@ def _layout(
         note = "; ".join(dict.fromkeys(why))
         if no_evidence:
             note = f"{note} (the checkpoint has {no_evidence})"
+        refusal = None
+        if whole.silent:
+            refusal = LayoutError(
+                f"expected a Keras 2 weight order that is known, or fails loudly when wrong; "
+                f"found {whole.silent[0]} ({g.name} has {no_evidence or 'no slots for them'}); "
+                "convert to a TensorFlow checkpoint (an output name without suffix), which keeps "
+                "the object graph and needs no order"
+            )
         return Layout(
             "inferred",
             "paths",
             "layer boundaries are exact (object paths); Keras 2 weight order inferred: "
             + note
-            + "; to make it exact pass reference= with a .h5 saved from the template",
+            + (f"; a .h5 is refused: {whole.silent[0]}" if whole.silent else ""),
+            refusal,
         )
     return Layout("exact", "paths")
 
