@@ -597,3 +597,63 @@ def test_frozen_layer_inside_a_nested_model(optimizer, tf, tf_keras, tmp_path):
     fresh.load_weights(str(tmp_path / "out.h5"))
     for a, b in zip(fresh.get_weights(), tpl.get_weights(), strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+def test_protos_match_tensorflow(tf, tf_keras):
+    """Every message of ckptfix.protos has TensorFlow's (and tf_keras's) fields, field for field."""
+    from google.protobuf import descriptor_pool
+    from tensorflow.core.framework import tensor_shape_pb2, tensor_slice_pb2, types_pb2
+    from tensorflow.core.protobuf import (
+        saved_model_pb2,
+        saved_object_graph_pb2,
+        tensor_bundle_pb2,
+        trackable_object_graph_pb2,
+    )
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    from ckptfix import protos
+
+    assert tensor_bundle_pb2 and trackable_object_graph_pb2 and tensor_shape_pb2
+    assert tensor_slice_pb2 and saved_model_pb2 and saved_object_graph_pb2
+    theirs = descriptor_pool.Default()
+
+    def fields(desc):
+        return {
+            f.name: (f.number, f.type, f.is_repeated if hasattr(f, "is_repeated") else f.label)
+            for f in desc.fields
+        }
+
+    def compare(mine, full_name, subset=False):
+        ref = theirs.FindMessageTypeByName(full_name)
+        got, want = fields(mine), fields(ref)
+        if subset:
+            want = {k: v for k, v in want.items() if k in got}
+        assert got == want, full_name
+        for nested in mine.nested_types:
+            compare(nested, f"{full_name}.{nested.name}", subset)
+
+    for cls in (
+        protos.VersionDef,
+        protos.TensorShapeProto,
+        protos.TensorSliceProto,
+        protos.BundleHeaderProto,
+        protos.BundleEntryProto,
+        protos.TrackableObjectGraph,
+    ):
+        compare(cls.DESCRIPTOR, cls.DESCRIPTOR.full_name)
+    compare(
+        protos.SavedMetadata.DESCRIPTOR, saved_metadata_pb2.SavedMetadata.DESCRIPTOR.full_name
+    )
+    obj = protos.SavedMetadata.DESCRIPTOR.fields_by_name["nodes"].message_type
+    compare(obj, saved_metadata_pb2.SavedObject.DESCRIPTOR.full_name)
+    sm = protos.SavedModel.DESCRIPTOR
+    compare(sm, "tensorflow.SavedModel", subset=True)
+    meta = sm.fields_by_name["meta_graphs"].message_type
+    compare(meta, "tensorflow.MetaGraphDef", subset=True)
+    graph = meta.fields_by_name["object_graph_def"].message_type
+    compare(graph, "tensorflow.SavedObjectGraph", subset=True)
+    node = graph.fields_by_name["nodes"].message_type
+    compare(node, "tensorflow.SavedObject", subset=True)
+    compare(node.fields_by_name["user_object"].message_type, "tensorflow.SavedUserObject")
+    enum = {v.name: v.number for v in types_pb2.DataType.DESCRIPTOR.values}
+    assert {k: v for k, v in enum.items() if not k.endswith("_REF")} == protos.DATA_TYPES

@@ -656,8 +656,8 @@ def _write_anew(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
         by_name = {layer.name: layer for layer in subject.layers}
         for n in names:
             g = root.create_group(n)
-            layer = by_name.get(n)
-            write_attr_list(g, "weight_names", [w.name for w in layer.weights] if layer else [])
+            held = by_name.get(n)
+            write_attr_list(g, "weight_names", [w.name for w in held.weights] if held else [])
         for t in tensors + optimizer:
             _copy_from_shard(f, t.path, t.source)
             done += t.source.nbytes

@@ -74,8 +74,9 @@ def _read_pb(path: Path, message: Any, what: str) -> Any:
     try:
         msg.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
+        why = str(exc).replace("ckptfix_subset.", "")
         raise CorruptCheckpointError(
-            f"expected a {what} in {path.name}; found bytes that do not parse ({exc}); the "
+            f"expected a {what} in {path.name}; found bytes that do not parse ({why}); the "
             "SavedModel is damaged"
         ) from exc
     return msg

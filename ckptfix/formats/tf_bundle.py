@@ -1183,7 +1183,7 @@ def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
     bundle.index_file(tmp).write_bytes(bundle.index_bytes(num, entries))
     if options.progress is not None:
         options.progress(total, total)
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if ck.pattern.outer_weighted:
         warnings = (
             "dropped the weights of layers outside the template: "

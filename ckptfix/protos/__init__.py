@@ -36,7 +36,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
 
-_F = descriptor_pb2.FieldDescriptorProto
+_F: Any = descriptor_pb2.FieldDescriptorProto
 _OPTIONAL, _REPEATED = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
 _TYPES = {
     "int32": _F.TYPE_INT32,
@@ -85,7 +85,7 @@ DATA_TYPES = {
 }
 
 
-def _field(name: str, number: int, kind: str, repeated: bool = False) -> _F:
+def _field(name: str, number: int, kind: str, repeated: bool = False) -> Any:
     """A field: ``kind`` is a scalar type name, or ``.package.Message`` / ``enum:.package.E``."""
     f = _F(name=name, number=number, label=_REPEATED if repeated else _OPTIONAL)
     if kind in _TYPES:
@@ -99,7 +99,7 @@ def _field(name: str, number: int, kind: str, repeated: bool = False) -> _F:
 
 def _message(
     name: str,
-    fields: list[_F],
+    fields: list[Any],
     nested: tuple[descriptor_pb2.DescriptorProto, ...] = (),
     enums: tuple[descriptor_pb2.EnumDescriptorProto, ...] = (),
     reserved: tuple[tuple[int, int], ...] = (),
