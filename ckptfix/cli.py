@@ -103,8 +103,8 @@ def convert(
         ...,
         metavar="SRC... [DST]",
         help="One parallel checkpoint SRC and its DST; or, with --out-dir, checkpoint files "
-        "and folders (searched recursively for .h5, .hdf5, .weights.h5, .keras). "
-        "Inputs are never modified.",
+        "and folders (searched recursively for .h5, .hdf5, .weights.h5, .keras, TensorFlow "
+        "checkpoints and SavedModel folders). Inputs are never modified.",
     ),
     reference: Path | None = typer.Option(
         None,
@@ -160,7 +160,9 @@ def convert(
                 param_hint="SRC DST",
             )
         src, dst = paths
-        if src.is_dir() and not (src / "saved_model.pb").exists():  # SavedModel: say so below
+        # a SavedModel folder, or a folder whose `checkpoint` file names a TF checkpoint, is
+        # one checkpoint; any other folder is a batch
+        if src.is_dir() and not any((src / n).is_file() for n in ("saved_model.pb", "checkpoint")):
             raise typer.BadParameter(
                 f"{src} is a folder; convert folders with: ckptfix convert {src} --out-dir DIR",
                 param_hint="SRC",
@@ -235,7 +237,11 @@ def verify(
 
 @app.command()
 def inspect(
-    path: Path = typer.Argument(..., help="A Keras checkpoint (.h5, .hdf5, .weights.h5, .keras)."),
+    path: Path = typer.Argument(
+        ...,
+        help="A Keras checkpoint (.h5, .hdf5, .weights.h5, .keras), a TensorFlow checkpoint "
+        "(its prefix, .index, a .data-* part or its folder) or a SavedModel folder.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
     tensors: bool = typer.Option(False, "--tensors", help="List every tensor."),
     template: str | None = typer.Option(

@@ -319,6 +319,59 @@ def test_savedmodel_checkpoint_matches_keras2_reader_shape():
             assert v.name.endswith("/" + weights[v.variable]), (v.name, weights[v.variable])
 
 
+# --- verify and batch ---------------------------------------------------------------------
+
+
+def test_verify_tf_outputs_and_catch_a_changed_one(tmp_path):
+    out = tmp_path / "single"
+    convert_checkpoint(prefix("dense_bn"), out)
+    assert verify_conversion(prefix("dense_bn"), out).ok
+    assert verify_conversion(
+        savedmodel("dense_bn"), _converted(savedmodel("dense_bn"), tmp_path)
+    ).ok
+    idx = bundle.read_index(out)
+    e = idx.entries["layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"]
+    data = bytearray(idx.shard_file(0).read_bytes())
+    data[e.offset] ^= 1
+    idx.shard_file(0).write_bytes(bytes(data))
+    v = verify_conversion(prefix("dense_bn"), out)
+    assert not v.ok and any("kernel" in m for m in v.mismatches)
+
+
+def _converted(src: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "sm.h5"
+    convert_checkpoint(src, out)
+    return out
+
+
+def test_batch_finds_tf_checkpoints_and_savedmodels(tmp_path):
+    from ckptfix import convert_batch
+
+    runs = tmp_path / "runs"
+    shutil.copytree(TF / "dense_bn" / "parallel", runs / "a")
+    shutil.copytree(savedmodel("nested"), runs / "b" / "sm")
+    before = hashes(runs)
+    report = convert_batch([runs], tmp_path / "out", jobs=1)
+    assert [e.status for e in report.entries] == ["converted", "converted"]
+    files = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*"))
+    assert files == ["a", "a/ckpt.data-00000-of-00001", "a/ckpt.index", "b", "b/sm.h5"]
+    again = convert_batch([runs], tmp_path / "out", jobs=1)
+    assert [e.status for e in again.entries] == ["skipped", "skipped"]
+    assert hashes(runs) == before
+
+
+def test_cli_converts_a_checkpoint_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from ckptfix.cli import app
+
+    res = CliRunner().invoke(
+        app, ["convert", str(TF / "frozen" / "parallel"), str(tmp_path / "s.h5")]
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "s.h5").is_file()
+
+
 # --- bad input ---------------------------------------------------------------------------
 
 
@@ -641,9 +694,7 @@ def test_protos_match_tensorflow(tf, tf_keras):
         protos.TrackableObjectGraph,
     ):
         compare(cls.DESCRIPTOR, cls.DESCRIPTOR.full_name)
-    compare(
-        protos.SavedMetadata.DESCRIPTOR, saved_metadata_pb2.SavedMetadata.DESCRIPTOR.full_name
-    )
+    compare(protos.SavedMetadata.DESCRIPTOR, saved_metadata_pb2.SavedMetadata.DESCRIPTOR.full_name)
     obj = protos.SavedMetadata.DESCRIPTOR.fields_by_name["nodes"].message_type
     compare(obj, saved_metadata_pb2.SavedObject.DESCRIPTOR.full_name)
     sm = protos.SavedModel.DESCRIPTOR
