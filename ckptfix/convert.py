@@ -16,7 +16,12 @@ from pathlib import Path
 
 from . import formats
 from .checkpoint import BundleLocation, Checkpoint, Layer, TensorRef, weights_in_order
-from .errors import CkptfixError, LayoutUnknownError, VerificationError
+from .errors import (
+    CkptfixError,
+    CorruptCheckpointError,
+    LayoutUnknownError,
+    VerificationError,
+)
 from .formats.base import (
     Format,
     LiveModel,
@@ -31,7 +36,14 @@ from .h5util import damaged_file_errors
 from .layout import MAKE_EXACT
 from .output import atomic_destination, check_self_contained
 from .report import ConversionResult, VerificationResult
-from .storage import CopyRecord, TensorPair, compare_pairs, stray_datasets, stray_entries
+from .storage import (
+    SOURCE_CRC_FAILED,
+    CopyRecord,
+    TensorPair,
+    compare_pairs,
+    stray_datasets,
+    stray_entries,
+)
 
 
 def read_checkpoint(
@@ -138,6 +150,14 @@ def convert_checkpoint(
         planned = (written.tensors, written.optimizer)
         check = verify_output(ck, writer, wid, planned, tmp, written.copy_record)
         if not check.ok:
+            damaged = [m for m in check.mismatches if m.endswith(SOURCE_CRC_FAILED)]
+            if damaged and len(damaged) == len(check.mismatches):
+                raise CorruptCheckpointError(
+                    f"expected every tensor of {Path(src).name} to match the crc32c its index "
+                    f"records; found {len(damaged)} that do not (first: "
+                    f"{damaged[0].split(':', 1)[0]}); the data shard is damaged, nothing was "
+                    "written"
+                )
             raise VerificationError(
                 f"expected the written file to match the source; found {len(check.mismatches)} "
                 f"problem(s) (first: {check.mismatches[0]}); nothing was written; "

@@ -559,12 +559,18 @@ def _compare_values(a: h5py.Dataset, b: h5py.Dataset) -> str | None:
     return None
 
 
+#: The mismatch of a tensor whose bytes (the source's, copied unchanged) fail their crc32c.
+SOURCE_CRC_FAILED = (
+    "bytes fail the crc32c recorded in the checkpoint index (the data shard is damaged)"
+)
+
+
 def _crc_problem(loc: BundleLocation, crc: int) -> str | None:
     """A mismatch between a bundle tensor's bytes (their crc32c) and its index entry."""
     from .bundle import mask
 
     if loc.crc32c is not None and mask(crc) != loc.crc32c:
-        return "bytes fail the crc32c recorded in the checkpoint index (the data shard is damaged)"
+        return SOURCE_CRC_FAILED
     return None
 
 

@@ -597,8 +597,18 @@ def slot_evidence(
 
 
 def tensor_ref(g: Graph, node: int) -> TensorRef:
+    """The stored tensor of a variable node.
+
+    Raises:
+        CorruptCheckpointError: a variable stored as strings (Keras variables are numeric).
+    """
     e = g.value(node)
     assert e is not None
+    if e.dtype == "string":
+        raise CorruptCheckpointError(
+            f"expected a numeric tensor for the variable {e.key!r} in {g.name}; found a string "
+            "tensor; the checkpoint is corrupt"
+        )
     loc = BundleLocation(str(g.index.shard_file(e.shard)), e.offset, e.size, e.crc32c, e.key)
     return TensorRef(loc, e.dtype, e.shape, e.size, _BUNDLE)
 
