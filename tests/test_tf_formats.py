@@ -319,6 +319,33 @@ def test_savedmodel_checkpoint_matches_keras2_reader_shape():
             assert v.name.endswith("/" + weights[v.variable]), (v.name, weights[v.variable])
 
 
+def test_savedmodel_of_tf_keras_2_4_keeps_metadata_in_saved_model_pb(tmp_path):
+    """tf.keras 2.0-2.4 wrote no keras_metadata.pb: each object's Keras metadata sat in
+    saved_model.pb's SavedUserObject.metadata. Rebuilt here from the fixture (the same JSON,
+    moved where those versions kept it); the conversion must not change."""
+    from ckptfix.protos import SavedMetadata, SavedModel
+
+    old = tmp_path / "old"
+    shutil.copytree(savedmodel("nested"), old)
+    md = SavedMetadata()
+    md.ParseFromString((old / "keras_metadata.pb").read_bytes())
+    sm = SavedModel()
+    sm.ParseFromString((old / "saved_model.pb").read_bytes())
+    nodes = sm.meta_graphs[0].object_graph_def.nodes
+    for n in md.nodes:
+        assert nodes[n.node_id].WhichOneof("kind") == "user_object"
+        nodes[n.node_id].user_object.metadata = n.metadata
+    (old / "saved_model.pb").write_bytes(sm.SerializeToString())
+    (old / "keras_metadata.pb").unlink()
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    convert_checkpoint(savedmodel("nested"), a)
+    convert_checkpoint(old, b)
+    assert [x.tobytes() for _, x in h5_arrays(a)] == [y.tobytes() for _, y in h5_arrays(b)]
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for key in ("model_config", "training_config"):
+            assert json.loads(fa.attrs[key]) == json.loads(fb.attrs[key])
+
+
 # --- verify and batch ---------------------------------------------------------------------
 
 
