@@ -72,7 +72,7 @@ from ..layout import (
 )
 from ..pattern import ConfigLayer, config_layers, find_pattern, looks_nested, model_name
 from ..storage import CopyRecord, WriteLog, copy_file, file_identity
-from . import KERAS2_MODEL, KERAS2_WEIGHTS
+from . import KERAS2_MODEL, KERAS2_WEIGHTS, TF_CHECKPOINT, TF_SAVEDMODEL
 from .base import Planned, Probe, ReadOptions, WriteOptions, Written, WrittenTensor
 
 _MOVED = "__ckptfix_template__"
@@ -539,7 +539,7 @@ def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
         )
     if ck.family == "keras2" and ck.format in (KERAS2_WEIGHTS, KERAS2_MODEL):
         return _write_by_copy(ck, tmp, options)
-    if ck.family == "tf":
+    if ck.format in (TF_CHECKPOINT, TF_SAVEDMODEL):
         if ck.layout.refusal is not None:  # an order a TF checkpoint cannot tell, loading silently
             raise ck.layout.refusal
         return _write_anew(ck, tmp, options)
@@ -718,7 +718,7 @@ def plan_tensors(ck: Checkpoint) -> Planned:
     The optimizer's weights keep their paths (a Keras 2 template owns every trained variable).
     """
     prefix = _root_of(ck).rstrip("/")
-    anew = ck.family != "keras2"  # written anew from another format's storage
+    anew = ck.format not in (KERAS2_WEIGHTS, KERAS2_MODEL)  # from another format's storage
     how: WriteMode = "encoded" if anew else "moved"
     tensors = tuple(
         WrittenTensor(

@@ -13,9 +13,10 @@ and ``keras_api/non_trainable_variables`` lists in its object graph: the Keras 2
 every layer, nested models included, is read as Keras computed it, so the layout is exact.
 
 The reader produces the Checkpoint a Keras 2 full-model ``.h5`` of the same model gives
-(:mod:`.keras2_h5`): the wrapper's ``model_config`` and ``training_config`` as stored, the
-template's config entry, and the optimizer's weights in the order and with the names
-``optimizer_weights`` would hold (``iteration:0``, ``Adam/m/dense/kernel:0``; legacy
+(:mod:`.keras2_h5`), family ``keras2`` (a tf.keras model, whose configs follow Keras 2's schema,
+so every writer of Keras 2 sources serves it): the wrapper's ``model_config`` and
+``training_config`` as stored, the template's config entry, and the optimizer's weights in
+the order and with the names ``optimizer_weights`` would hold (``iteration:0``, ``Adam/m/dense/kernel:0``; legacy
 ``Adam/iter:0``, ``Adam/dense/kernel/m:0``), each slot tied to its variable.
 """
 
@@ -304,7 +305,7 @@ def read(path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
     return Checkpoint(
         path=str(folder),
         format=fmt,
-        family="tf",
+        family="keras2",  # a tf.keras model: Keras 2 configs, Keras 2 writers serve it
         full_model=model_config is not None,
         keras_version=str(keras_version) if keras_version is not None else None,
         backend=str(backend) if backend is not None else "tensorflow",
@@ -325,7 +326,7 @@ class SavedModelFormat:
     """tf.keras SavedModel folders (read only: converted to Keras 2 ``.h5`` or Keras 3)."""
 
     name = "TensorFlow SavedModel"
-    family: Family = "tf"
+    family: Family = "keras2"
     ids: tuple[str, ...] = (TF_SAVEDMODEL,)
     read_options = frozenset({"template", "exact"})
     write_options = frozenset({"progress"})
