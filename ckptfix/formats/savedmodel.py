@@ -16,8 +16,9 @@ The reader produces the Checkpoint a Keras 2 full-model ``.h5`` of the same mode
 (:mod:`.keras2_h5`), family ``keras2`` (a tf.keras model, whose configs follow Keras 2's schema,
 so every writer of Keras 2 sources serves it): the wrapper's ``model_config`` and
 ``training_config`` as stored, the template's config entry, and the optimizer's weights in
-the order and with the names ``optimizer_weights`` would hold (``iteration:0``, ``Adam/m/dense/kernel:0``; legacy
-``Adam/iter:0``, ``Adam/dense/kernel/m:0``), each slot tied to its variable.
+the order and with the names ``optimizer_weights`` would hold (``iteration:0``,
+``Adam/m/dense/kernel:0``; legacy ``Adam/iter:0``, ``Adam/dense/kernel/m:0``), each slot tied
+to its variable.
 """
 
 from __future__ import annotations
