@@ -382,13 +382,6 @@ class Entry:
     size: int
     crc32c: int  # masked, as stored
 
-    @property
-    def count(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
-
 
 @dataclass(frozen=True)
 class Index:
