@@ -61,12 +61,41 @@ DOCUMENTED_CODES = {1, 3, 4, 5, 6, 7}
 
 
 def seed_files(root: Path = FIXTURES, *, max_bytes: int = 1 << 20) -> list[Path]:
-    """The real parallel checkpoints under ``root`` (files over ``max_bytes`` left out)."""
+    """The real parallel checkpoints under ``root`` (files over ``max_bytes`` left out).
+
+    TensorFlow-format seeds are a checkpoint prefix (``tf/*/parallel/ckpt``: its ``.index`` and
+    ``.data-*`` files) and a SavedModel folder (``tf/*/savedmodel``), sized by their files.
+    """
     found = sorted(root.glob("keras2/*/parallel_*.h5")) + sorted(root.glob("keras3/*/wrapper.*"))
-    return [p for p in found if p.stat().st_size <= max_bytes]
+    found += sorted(p.with_suffix("") for p in root.glob("tf/*/parallel/ckpt.index"))
+    found += sorted(root.glob("tf/*/savedmodel"))
+    return [p for p in found if _bytes(p) <= max_bytes]
+
+
+def _bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in tf_files(path)) if is_tf(path) else path.stat().st_size
+
+
+def is_tf(path: Path) -> bool:
+    """A TensorFlow checkpoint prefix or a SavedModel folder (not one file)."""
+    return path.is_dir() or (not path.exists() and path.with_name(path.name + ".index").exists())
+
+
+def tf_files(path: Path) -> list[Path]:
+    """Every file of a TF checkpoint prefix or a SavedModel folder."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    return sorted(
+        p
+        for p in path.parent.iterdir()
+        if p.name.startswith(path.name + ".")
+        and p.name[len(path.name) :][:6] in (".index", ".data-")
+    )
 
 
 def suffix_of(path: Path) -> str:
+    if is_tf(path):  # a prefix converts to a prefix, a SavedModel to a Keras 2 .h5
+        return ".h5" if path.is_dir() else ""
     name = path.name
     for suf in (".weights.h5", ".keras", ".h5", ".hdf5"):
         if name.endswith(suf):
@@ -428,6 +457,242 @@ def z_member(rng: random.Random, path: Path) -> str:
     return " ".join(what)
 
 
+# --- TensorFlow-format mutations (checkpoint prefixes, SavedModel folders) -----------------
+
+
+def _bundle_of(path: Path) -> Path:
+    """The tensor bundle prefix of a case: the prefix itself, or a SavedModel's variables."""
+    return path / "variables" / "variables" if path.is_dir() else path
+
+
+def _rewrite_entries(prefix: Path, edit: Callable[[list[tuple[bytes, bytes]]], str]) -> str:
+    """Parse the index, let ``edit`` change its entries, write a valid table back."""
+    from ckptfix import bundle
+
+    index = bundle.index_file(prefix)
+    items = bundle.read_table(index.read_bytes(), index.name)
+    what = edit(items)
+    index.write_bytes(bundle.write_table(items))
+    return what
+
+
+def t_truncate_index(rng: random.Random, path: Path) -> str:
+    index = _bundle_of(path).with_name(_bundle_of(path).name + ".index")
+    data = index.read_bytes()
+    cut = rng.choice([0, 1, 47, 48, 49, rng.randrange(len(data)), len(data) - 1])
+    index.write_bytes(data[:cut])
+    return f"index truncated to {cut} of {len(data)} bytes"
+
+
+def t_table_block(rng: random.Random, path: Path) -> str:
+    """Corrupt a table block; half the time its checksum is fixed up so parsing meets it."""
+    import struct
+
+    from ckptfix import bundle
+
+    index = _bundle_of(path).with_name(_bundle_of(path).name + ".index")
+    data = bytearray(index.read_bytes())
+    body = len(data) - bundle.FOOTER_SIZE
+    # the first data block starts at 0; its trailer sits right before the metaindex block
+    footer = bytes(data[body:])
+    meta_off, _, _ = bundle._handle(footer)
+    end = meta_off - bundle.TRAILER_SIZE  # the first block's contents end here
+    n = rng.choice([1, 2, 8, 32])
+    for _ in range(n):
+        o = rng.randrange(max(end, 1))
+        data[o] = rng.randrange(256)
+    fixed = rng.random() < 0.5
+    if fixed and end > 0:
+        crc = bundle.mask(bundle.crc32c(bytes(data[: end + 1])))
+        data[end + 1 : end + 5] = struct.pack("<I", crc)
+    if rng.random() < 0.2:  # or the footer itself
+        o = body + rng.randrange(bundle.FOOTER_SIZE)
+        data[o] = rng.randrange(256)
+    index.write_bytes(bytes(data))
+    return f"{n} bytes of the first table block changed (crc {'fixed up' if fixed else 'stale'})"
+
+
+def t_entry(rng: random.Random, path: Path) -> str:
+    """One BundleEntryProto lies: offset, size, shard, dtype, shape (huge) or garbage bytes."""
+    from ckptfix.protos import BundleEntryProto
+
+    field = rng.choice(["offset", "size", "shard_id", "dtype", "huge_shape", "neg_dim", "bytes"])
+
+    def edit(items: list[tuple[bytes, bytes]]) -> str:
+        i = rng.randrange(1, len(items))
+        key, value = items[i]
+        e = BundleEntryProto()
+        e.ParseFromString(value)
+        if field == "offset":
+            e.offset = rng.choice([-1, e.offset + 1, 1 << 40, 0])
+        elif field == "size":
+            e.size = rng.choice([0, e.size + 4, 1 << 50, -5])
+        elif field == "shard_id":
+            e.shard_id = rng.choice([1, 7, -1])
+        elif field == "dtype":
+            e.dtype = rng.choice([0, 7, 20, 21, 99, 9])
+        elif field == "huge_shape":
+            del e.shape.dim[:]
+            for d in rng.choice([(1 << 40, 1 << 30), (1 << 62, 4), (3,) * 70]):
+                e.shape.dim.add(size=d)
+        elif field == "neg_dim":
+            e.shape.dim.add(size=-3)
+        else:
+            items[i] = (key, rng.randbytes(len(value)))
+            return f"entry {key.decode()!r}: random bytes"
+        items[i] = (key, e.SerializeToString())
+        return f"entry {key.decode()!r}: {field}"
+
+    return _rewrite_entries(_bundle_of(path), edit)
+
+
+def t_header(rng: random.Random, path: Path) -> str:
+    from ckptfix.protos import BundleHeaderProto
+
+    def edit(items: list[tuple[bytes, bytes]]) -> str:
+        h = BundleHeaderProto()
+        h.ParseFromString(items[0][1])
+        op = rng.choice(["shards", "big", "version", "drop", "garbage"])
+        if op == "shards":
+            h.num_shards = rng.choice([0, 2, 1 << 30])
+        elif op == "big":
+            h.endianness = 1
+        elif op == "version":
+            h.version.min_consumer = 7
+        elif op == "drop":
+            items.pop(0)
+            return "header entry removed"
+        else:
+            items[0] = (b"", rng.randbytes(12))
+            return "header garbage"
+        items[0] = (b"", h.SerializeToString())
+        return f"header {op}"
+
+    return _rewrite_entries(_bundle_of(path), edit)
+
+
+def t_shard(rng: random.Random, path: Path) -> str:
+    prefix = _bundle_of(path)
+    shard = prefix.with_name(prefix.name + ".data-00000-of-00001")
+    op = rng.choice(["missing", "truncate", "flip", "empty"])
+    if op == "missing":
+        shard.unlink()
+    elif op == "truncate":
+        data = shard.read_bytes()
+        shard.write_bytes(data[: rng.randrange(len(data))])
+    elif op == "empty":
+        shard.write_bytes(b"")
+    else:
+        data = bytearray(shard.read_bytes())
+        o = rng.randrange(len(data))
+        data[o] ^= 1 << rng.randrange(8)
+        shard.write_bytes(bytes(data))
+    return f"data shard {op}"
+
+
+def t_graph(rng: random.Random, path: Path) -> str:
+    """Break the object graph (re-encoded with a valid checksum, so it is parsed)."""
+    from ckptfix import bundle
+    from ckptfix.protos import BundleEntryProto, TrackableObjectGraph
+
+    prefix = _bundle_of(path)
+    idx = bundle.read_index(prefix)
+    entry = idx.entries[bundle.GRAPH_KEY]
+    g = TrackableObjectGraph()
+    g.ParseFromString(bundle.read_string_scalar(idx, entry))
+    n = len(g.nodes)
+    op = rng.choice(
+        ["garbage", "child_out", "cycle", "drop_children", "bad_key", "slot_out", "empty"]
+    )
+    if op == "garbage":
+        raw = rng.randbytes(rng.choice([1, 16, 300]))
+    else:
+        node = g.nodes[rng.randrange(n)]
+        if op == "child_out":
+            node.children.add(node_id=n + 5, local_name="layer-99")
+        elif op == "cycle":
+            g.nodes[0].children.add(node_id=0, local_name="layer_with_weights-0")
+            for k in range(n):
+                g.nodes[k].children.add(node_id=0, local_name="cell")
+        elif op == "drop_children":
+            del g.nodes[0].children[:]
+        elif op == "bad_key":
+            for k in range(n):
+                for a in g.nodes[k].attributes:
+                    a.checkpoint_key = "no/such/key"
+                    break
+        elif op == "slot_out":
+            for k in range(n):
+                g.nodes[k].slot_variables.add(
+                    original_variable_node_id=-4, slot_name="m", slot_variable_node_id=n + 1
+                )
+                break
+        else:
+            del g.nodes[:]
+        raw = g.SerializeToString()
+    value, crc = bundle.encode_string_scalar(raw)
+    shard = idx.shard_file(0)
+    offset = shard.stat().st_size
+    with open(shard, "ab") as fh:
+        fh.write(value)
+
+    def edit(items: list[tuple[bytes, bytes]]) -> str:
+        for i, (key, v) in enumerate(items):
+            if key == bundle.GRAPH_KEY.encode():
+                e = BundleEntryProto()
+                e.ParseFromString(v)
+                e.offset, e.size, e.crc32c = offset, len(value), crc
+                items[i] = (key, e.SerializeToString())
+        return f"object graph: {op}"
+
+    return _rewrite_entries(prefix, edit)
+
+
+def t_savedmodel(rng: random.Random, path: Path) -> str:
+    """A SavedModel's own files: metadata truncated, flipped, JSON broken, files missing."""
+    from ckptfix.protos import SavedMetadata
+
+    if not path.is_dir():
+        return t_entry(rng, path)
+    meta = path / "keras_metadata.pb"
+    op = rng.choice(["truncate", "flip", "json", "no_metadata", "no_variables", "no_pb", "paths"])
+    if op == "truncate":
+        data = meta.read_bytes()
+        meta.write_bytes(data[: rng.randrange(len(data))])
+    elif op == "flip":
+        data = bytearray(meta.read_bytes())
+        for _ in range(8):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        meta.write_bytes(bytes(data))
+    elif op in ("json", "paths"):
+        md = SavedMetadata()
+        md.ParseFromString(meta.read_bytes())
+        node = md.nodes[rng.randrange(len(md.nodes))]
+        if op == "json":
+            node.metadata = rng.choice([v for v in BAD_VALUES if isinstance(v, str)])
+        else:
+            node.node_path = rng.choice(["root.layer-999", "nowhere", "root" + ".x" * 300, ""])
+        meta.write_bytes(md.SerializeToString())
+    elif op == "no_metadata":
+        meta.unlink()
+    elif op == "no_variables":
+        shutil.rmtree(path / "variables")
+    else:
+        (path / "saved_model.pb").write_bytes(rng.randbytes(64))
+    return f"SavedModel: {op}"
+
+
+TF_MUTATIONS: dict[str, Mutation] = {
+    "tf_truncate_index": t_truncate_index,
+    "tf_table_block": t_table_block,
+    "tf_entry": t_entry,
+    "tf_header": t_header,
+    "tf_shard": t_shard,
+    "tf_graph": t_graph,
+    "tf_savedmodel": t_savedmodel,
+}
+
+
 # --- one case -------------------------------------------------------------------------------
 
 
@@ -443,6 +708,9 @@ class Case:
 
 
 def mutations_for(path: Path) -> list[str]:
+    if is_tf(path):
+        names = list(TF_MUTATIONS)
+        return names if path.is_dir() else [n for n in names if n != "tf_savedmodel"]
     names = list(BYTE_MUTATIONS)
     if suffix_of(path) == ".keras":
         names += ["zip"] * 4
@@ -457,8 +725,18 @@ def make_case(seed: int, number: int, seeds: list[Path], workdir: Path) -> Case:
     src = rng.choice(seeds)
     name = rng.choice(mutations_for(src))
     path = workdir / f"case{number}{suffix_of(src)}"
-    shutil.copyfile(src, path)
-    if name in BYTE_MUTATIONS:
+    if is_tf(src):
+        path = workdir / (f"case{number}.savedmodel" if src.is_dir() else f"case{number}")
+        if src.is_dir():
+            shutil.copytree(src, path)
+        else:
+            for f in tf_files(src):
+                shutil.copyfile(f, workdir / (path.name + f.name[len(src.name) :]))
+    else:
+        shutil.copyfile(src, path)
+    if name in TF_MUTATIONS:
+        detail = TF_MUTATIONS[name](rng, path)
+    elif name in BYTE_MUTATIONS:
         detail = BYTE_MUTATIONS[name](rng, path)
     elif name == "zip":
         detail = z_member(rng, path)
@@ -491,7 +769,25 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """Hash of a file, or of every file (names and bytes) of a TF prefix or SavedModel folder."""
+    if not is_tf(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    for f in tf_files(path):
+        h.update(str(f.relative_to(path if path.is_dir() else path.parent)).encode() + b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def remove_case(path: Path) -> None:
+    """Delete a generated case (a file, a TF prefix's files, or a folder)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif is_tf(path):
+        for f in tf_files(path):
+            f.unlink()
+    else:
+        path.unlink()
 
 
 def _call(fn: Callable[[], Any], timeout: float) -> tuple[str, Any]:
@@ -538,26 +834,34 @@ def run_case(
     bugs: list[str] = []
     ins, ins_exc = _call(lambda: inspect_checkpoint(case.path, timeout=limit), timeout)
     outdir.mkdir(parents=True, exist_ok=True)
-    dst = outdir / f"out{suffix_of(case.path)}"
-    if dst.exists():
-        dst.unlink()
-    # weights-only files go through layout inference (the default; deeper than a refusal).
-    conv, result = _call(lambda: convert_checkpoint(case.path, dst, timeout=limit), timeout)
-    deadline_hits = [
-        what
-        for what, exc in (("inspect", ins_exc), ("convert", result))
-        if isinstance(exc, DeadlineExceededError)
-    ]
-    left = sorted(p.name for p in outdir.iterdir() if p != dst)
-    if conv == "ok":
-        if not dst.is_file():
-            bugs.append("convert returned but wrote no file")
-        elif not getattr(result, "verified", False):
-            bugs.append("convert returned an unverified result")
-    elif dst.exists():
-        bugs.append(f"output left behind after failure: {dst.name}")
-    if left:
-        bugs.append(f"stray files in the output folder: {left}")
+    deadline_hits = ["inspect"] if isinstance(ins_exc, DeadlineExceededError) else []
+    targets = [suffix_of(case.path)]
+    if is_tf(case.path) and not case.path.is_dir():
+        targets.append(".h5")  # a TF checkpoint converts to both its own format and .h5
+    conv = "ok"
+    for k, suffix in enumerate(targets):
+        dst = outdir / f"out{k}{suffix}"
+        # weights-only files go through layout inference (the default; deeper than a refusal).
+        status, result = _call(
+            lambda d=dst: convert_checkpoint(case.path, d, timeout=limit), timeout
+        )
+        if isinstance(result, DeadlineExceededError):
+            deadline_hits.append(f"convert to {suffix}")
+        written = sorted(p.name for p in outdir.iterdir() if _output_of(p, dst))
+        left = sorted(p.name for p in outdir.iterdir() if not _output_of(p, dst))
+        if status == "ok":
+            if not written:
+                bugs.append("convert returned but wrote no file")
+            elif not getattr(result, "verified", False):
+                bugs.append("convert returned an unverified result")
+        elif written:
+            bugs.append(f"output left behind after failure: {written}")
+        if left:
+            bugs.append(f"stray files in the output folder: {left}")
+        for p in outdir.iterdir():
+            p.unlink()
+        if conv == "ok" or status.startswith(("crash", "hang")):
+            conv = status
     for what, status in (("inspect", ins), ("convert", conv)):
         if status.startswith("crash") or status == "hang":
             bugs.append(f"{what}: {status}")
@@ -565,8 +869,6 @@ def run_case(
             bugs.append(f"{what}: undocumented {status}")
     if sha256(case.path) != before:
         bugs.append("input modified")
-    for p in outdir.iterdir():
-        p.unlink()
     return Outcome(
         case.number,
         case.seed_file,
@@ -577,6 +879,15 @@ def run_case(
         time.perf_counter() - start,
         bugs,
         deadline_hits,
+    )
+
+
+def _output_of(p: Path, dst: Path) -> bool:
+    """True for ``dst`` itself or, for a TF checkpoint prefix, one of its files."""
+    return p == dst or (
+        dst.suffix == ""
+        and p.name[len(dst.name) :].startswith((".index", ".data-"))
+        and p.name.startswith(dst.name)
     )
 
 
@@ -594,7 +905,7 @@ def run_numbers(
     for n in numbers:
         case = make_case(seed, n, seeds, workdir)
         outs.append(run_case(case, workdir / "out", timeout, deadline))
-        case.path.unlink()
+        remove_case(case.path)
     return outs
 
 
@@ -617,7 +928,7 @@ def _worker(
                 out = Outcome(n, "", "skipped", repr(exc)[:200], "skipped", "skipped", 0.0, [])
             else:
                 out = run_case(case, work / "out", timeout, deadline)
-                case.path.unlink()
+                remove_case(case.path)
             sys.stdout.write("END " + json.dumps(asdict(out)) + "\n")
             sys.stdout.flush()
     return 0

@@ -12,6 +12,9 @@ file, in the same run:
 - synthetic parallel weights files of 0.25, 1 and 2 GiB (16 MiB tensors, ``synthetic.py``):
   ``cp`` vs ``ckptfix convert`` (which includes its verification) and ``ckptfix verify`` (a
   second, full verification that reads every stored byte of both files);
+- a synthetic parallel TensorFlow checkpoint of the same sizes (``synthetic_tf.py``): ``cp`` of
+  its index and shard vs ``ckptfix convert`` to a TF checkpoint of the template (kernel copy of
+  the shard, new index, verification reading both shards and every crc32c) and to ``.h5``;
 - the ResNet50 parallel files written by tf_keras (``resnet.py``), weights-only and full model:
   the TensorFlow round trip vs ``ckptfix convert`` (and ``cp`` for scale).
 
@@ -33,6 +36,7 @@ sys.path.insert(0, str(HERE))
 from measure import Case, Runs, run_alternating  # noqa: E402
 from resnet import resnet_paths  # noqa: E402
 from synthetic import OUT, ensure_synthetic  # noqa: E402
+from synthetic_tf import ensure_synthetic_tf  # noqa: E402
 
 CKPTFIX = [sys.executable, "-m", "ckptfix"]
 
@@ -54,6 +58,30 @@ def synthetic_rows(gib: float, repeats: int, settle: float) -> list[list[str]]:
         _row(f"synthetic {size}", "cp", base, base),
         _row(f"synthetic {size}", "ckptfix convert (verified)", runs["convert"], base),
         _row(f"synthetic {size}", "ckptfix verify (every byte, extra)", vruns, base),
+    ]
+
+
+def tf_rows(gib: float, repeats: int, settle: float) -> list[list[str]]:
+    """A synthetic parallel TF checkpoint: `cp` of its files vs both ckptfix targets."""
+    src = ensure_synthetic_tf(gib)
+    files = sorted(src.parent.glob(src.name + ".*"))
+    dst_dir = OUT / "bench_tf_out"
+    dst_dir.mkdir(exist_ok=True)
+    copies = [dst_dir / f.name for f in files]
+    cp = Case("cp", ["cp", *map(str, files), str(dst_dir)], copies)
+    out = dst_dir / "single"
+    outs = [out.with_name("single.index"), out.with_name("single.data-00000-of-00001")]
+    conv = Case("convert", [*CKPTFIX, "convert", str(src), str(out)], outs)
+    h5 = dst_dir / "single.h5"
+    conv_h5 = Case("convert.h5", [*CKPTFIX, "convert", str(src), str(h5)], [h5])
+    runs = run_alternating([cp, conv, conv_h5], repeats, settle, on_run=_tick)
+    base = runs["cp"]
+    size = sum(f.stat().st_size for f in files) / (1 << 30)
+    name = f"synthetic TF checkpoint {size:.2f} GiB"
+    return [
+        _row(name, "cp (index + shard)", base, base),
+        _row(name, "ckptfix convert → TF checkpoint (verified)", runs["convert"], base),
+        _row(name, "ckptfix convert → .h5 (verified)", runs["convert.h5"], base),
     ]
 
 
@@ -128,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     for gib in args.sizes:
         print(f"synthetic {gib:g} GiB", file=sys.stderr)
         rows += synthetic_rows(gib, args.repeats, args.settle)
+    for gib in args.sizes[:1] if args.quick else args.sizes:
+        print(f"synthetic TF checkpoint {gib:g} GiB", file=sys.stderr)
+        rows += tf_rows(gib, args.repeats, args.settle)
     if not args.no_resnet:
         print("ResNet50", file=sys.stderr)
         rows += resnet_rows(args.repeats, args.settle)

@@ -1,6 +1,7 @@
 """Batch migration: convert every checkpoint under some files and folders in one call.
 
 :func:`convert_batch` finds the checkpoints (``.h5``, ``.hdf5``, ``.weights.h5``, ``.keras``,
+TensorFlow checkpoints by their ``.index``, SavedModel folders;
 searched recursively in folders), maps each to the same relative path under an output folder,
 and runs :func:`ckptfix.convert_checkpoint` on each in worker processes (:mod:`ckptfix.deadline`:
 forked from this process where that is safe, so a worker costs milliseconds, not an interpreter
@@ -15,6 +16,7 @@ run's.
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import time
@@ -151,11 +153,14 @@ class BatchOptions:
 def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tuple[BatchItem, ...]:
     """List the checkpoints under ``sources`` and the output path of each under ``out_dir``.
 
-    Folders are searched recursively for :data:`CHECKPOINT_SUFFIXES` (symlinked folders are not
-    followed; ckptfix temporaries and anything inside ``out_dir`` are left out); files named
-    directly are taken whatever their name. Outputs keep each input's path relative to the
-    deepest folder that holds every source, so the input tree is mirrored and two inputs never
-    share an output. The order is sorted by that relative path; duplicates are dropped.
+    Folders are searched recursively for :data:`CHECKPOINT_SUFFIXES`, TensorFlow checkpoints
+    (each ``prefix.index`` gives the input ``prefix``, converted to a checkpoint ``prefix`` of
+    the template) and SavedModel folders (each converted to ``folder.h5``, a Keras 2 full model);
+    symlinked folders are not followed; ckptfix temporaries and anything inside ``out_dir`` are
+    left out. Files, prefixes and SavedModel folders named directly are taken as they are.
+    Outputs keep each input's path relative to the deepest folder that holds every source, so
+    the input tree is mirrored and two inputs never share an output. The order is sorted by
+    that relative path; duplicates are dropped.
 
     Raises:
         NotACheckpointError: a source does not exist, or no checkpoint was found at all.
@@ -166,7 +171,10 @@ def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tupl
     roots: list[Path] = []
     for s in sources:
         p = Path(s).absolute()
-        if p.is_dir():
+        if _is_tf_source(p):  # a SavedModel folder or a TF checkpoint prefix: one input
+            roots.append(p.parent)
+            found.setdefault(os.path.realpath(p), (p, False))
+        elif p.is_dir():
             if same_file(p, out):
                 raise OutputError(
                     f"expected out_dir= apart from the inputs; found {s} is both a source "
@@ -198,6 +206,8 @@ def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tupl
                 f"expected out_dir= apart from the inputs; found {dst} would overwrite its "
                 "own input; choose another output folder"
             )
+        if (path / "saved_model.pb").is_file():  # a SavedModel becomes a Keras 2 full model
+            dst = dst.with_name(dst.name + ".h5")
         items.append(BatchItem(str(path), str(dst), _size(path)))
     items.sort(key=lambda it: Path(it.source).relative_to(base).parts)
     return tuple(items)
@@ -354,7 +364,7 @@ def convert_one(item: BatchItem, opts: BatchOptions) -> BatchEntry:
 
     start = time.perf_counter()
     src, dst = item.source, item.destination
-    existed = os.path.lexists(dst)
+    existed = os.path.lexists(dst) or os.path.lexists(dst + ".index")  # (a TF checkpoint)
     try:
         if existed and not opts.force:
             check = verify_conversion(src, dst, template=opts.template, timeout=opts.timeout)
@@ -541,12 +551,26 @@ def _failed_entry(item: BatchItem, exc: BaseException, seconds: float) -> BatchE
 def _walk(folder: Path, out: Path) -> Iterable[Path]:
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)
+        if "saved_model.pb" in filenames and here != folder:
+            dirnames[:] = []  # a SavedModel folder is one input (its variables/ are not)
+            yield here
+            continue
         # never pick up our own outputs (an --out-dir inside a source folder)
         dirnames[:] = sorted(d for d in dirnames if not same_file(here / d, out))
         for name in sorted(filenames):  # sorted: which of two links to one file wins is fixed
-            if TEMP_MARK in name or not name.lower().endswith(CHECKPOINT_SUFFIXES):
+            if TEMP_MARK in name:
                 continue
-            yield here / name
+            if name.endswith(".index"):  # a TensorFlow checkpoint: its prefix is the input
+                yield here / name[: -len(".index")]
+            elif name.lower().endswith(CHECKPOINT_SUFFIXES):
+                yield here / name
+
+
+def _is_tf_source(p: Path) -> bool:
+    """A SavedModel folder, or a TensorFlow checkpoint prefix (``p.index`` exists)."""
+    if p.is_dir():
+        return (p / "saved_model.pb").is_file()
+    return not p.exists() and p.with_name(p.name + ".index").is_file()
 
 
 def _make_folders(out: Path, items: Iterable[BatchItem]) -> list[Path]:
@@ -586,7 +610,17 @@ def _cpu_count() -> int:
 
 
 def _size(path: Path) -> int:
+    """Bytes of an input: a file, a SavedModel folder's files, a TF checkpoint's files."""
     try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if not path.exists():
+            parts = path.parent.glob(glob.escape(path.name) + ".*")
+            return sum(
+                p.stat().st_size
+                for p in parts
+                if p.name[len(path.name) :].startswith((".index", ".data-"))
+            )
         return path.stat().st_size
     except OSError:
         return 0

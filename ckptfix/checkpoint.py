@@ -28,6 +28,9 @@ LayoutStatus = Literal["exact", "inferred", "unknown"]
 #: paths of a Keras 3 file or TF checkpoint (exact by structure), or weight names (inferred).
 LayoutSource = Literal["model", "reference", "config", "paths", "names"]
 PatternKind = Literal["parallel", "wrapped", "single", "container", "ambiguous"]
+#: Which Keras wrote the model, i.e. the schema of its configs: ``keras2`` (Keras 2 / tf.keras
+#: ``.h5`` files and tf.keras SavedModels), ``keras3``, or ``tf`` for TensorFlow checkpoints,
+#: which record an object graph and no Keras config.
 Family = Literal["keras2", "keras3", "tf"]
 #: How a writer put a tensor in its output (see :class:`~ckptfix.formats.base.WrittenTensor`).
 WriteMode = Literal["moved", "copied", "encoded"]
@@ -53,6 +56,7 @@ class BundleLocation:
     offset: int
     size: int
     crc32c: int | None = None  # masked crc32c from the index, as TensorFlow stores it
+    path: str = ""  # the tensor's key in the index ("layer_with_weights-0/…/VARIABLE_VALUE")
 
 
 TensorLocation = H5Location | BundleLocation

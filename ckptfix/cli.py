@@ -299,8 +299,10 @@ def inspect(
     paths: list[str] = typer.Argument(
         ...,
         metavar="PATH...",
-        help="Checkpoint files (.h5, .hdf5, .weights.h5, .keras) or folders, searched "
-        "recursively. One file: the full report. Several, or a folder: one row per file.",
+        help="Checkpoints (.h5, .hdf5, .weights.h5, .keras; a TensorFlow checkpoint by its "
+        "prefix, .index, a .data-* part or its folder; a SavedModel folder) or folders, "
+        "searched recursively. One checkpoint: the full report. Several, or a folder: one row "
+        "per checkpoint.",
     ),
     as_json: JsonOption = False,
     jsonl: bool = typer.Option(
@@ -385,7 +387,8 @@ def convert(
         help="The parallel checkpoint SRC and where to write it. DST's name picks the "
         "format (.h5: Keras 2; .weights.h5, .keras: Keras 3). No DST: SRC's name with "
         ".single (x.single.h5) beside it; an existing folder: its own name inside it. With "
-        "--out-dir: files and folders, searched recursively. Inputs are never modified.",
+        "--out-dir: files and folders, searched recursively (.h5, .hdf5, .weights.h5, .keras, "
+        "TensorFlow checkpoints, SavedModel folders). Inputs are never modified.",
     ),
     reference: ReferenceOption = None,
     template: TemplateOption = None,

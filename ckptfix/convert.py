@@ -16,9 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import formats
-from .checkpoint import Checkpoint, Layer, TensorRef, weights_in_order
+from .checkpoint import BundleLocation, Checkpoint, Layer, TensorRef, weights_in_order
 from .deadline import DEFAULT_TIMEOUT, resolve_timeout, run_isolated
-from .errors import CkptfixError, LayoutUnknownError, VerificationError
+from .errors import (
+    CkptfixError,
+    CorruptCheckpointError,
+    LayoutUnknownError,
+    VerificationError,
+)
 from .formats.base import (
     Format,
     LiveModel,
@@ -33,7 +38,14 @@ from .h5util import damaged_file_errors
 from .layout import MAKE_EXACT, model_shapes
 from .output import atomic_destination, check_self_contained, discard_temps_of
 from .report import ConversionResult, VerificationResult, output_path
-from .storage import CopyRecord, TensorPair, compare_pairs, stray_datasets
+from .storage import (
+    SOURCE_CRC_FAILED,
+    CopyRecord,
+    TensorPair,
+    compare_pairs,
+    stray_datasets,
+    stray_entries,
+)
 
 
 def read_checkpoint(
@@ -203,12 +215,25 @@ def _convert(
     wopts = WriteOptions(progress=progress)
     check_options(writer.name, writer.write_options, _given_write(wopts), "writers take progress=")
     require_convertible(ck, writer, exact)
-    with atomic_destination(src, dst, force) as tmp, damaged_file_errors(src):
+    suffixes, protect = output_files(writer, ck), input_files(ck)
+    with (
+        atomic_destination(src, dst, force, suffixes=suffixes, protect=protect) as tmp,
+        damaged_file_errors(src),
+    ):
         written = writer.write(ck, tmp, wopts)
-        check_self_contained(tmp)
+        if suffixes == ("",):  # one HDF5 file or zip (a TF checkpoint has no links to follow)
+            check_self_contained(tmp)
         planned = (written.tensors, written.optimizer)
         check = verify_output(ck, writer, wid, planned, tmp, written.copy_record)
         if not check.ok:
+            damaged = [m for m in check.mismatches if m.endswith(SOURCE_CRC_FAILED)]
+            if damaged and len(damaged) == len(check.mismatches):
+                raise CorruptCheckpointError(
+                    f"expected every tensor of {Path(src).name} to match the crc32c its index "
+                    f"records; found {len(damaged)} that do not (first: "
+                    f"{damaged[0].split(':', 1)[0]}); the data shard is damaged, nothing was "
+                    "written"
+                )
             raise VerificationError(
                 f"expected the written file to match the source; found {len(check.mismatches)} "
                 f"problem(s) (first: {check.mismatches[0]}); nothing was written; "
@@ -233,6 +258,21 @@ def _convert(
         warnings=written.warnings,
         output_format=wid,
     )
+
+
+def output_files(writer: Format, ck: Checkpoint) -> tuple[str, ...]:
+    """The suffixes of the files a writer writes for one destination name, in commit order.
+
+    One file (``("",)``) for every format but TensorFlow checkpoints (``.data-*``, ``.index``).
+    """
+    suffixes = getattr(writer, "output_suffixes", None)
+    return tuple(suffixes(ck)) if callable(suffixes) else ("",)
+
+
+def input_files(ck: Checkpoint) -> tuple[Path, ...]:
+    """Every file a checkpoint consists of (a TF checkpoint: its index and data shards)."""
+    files = getattr(formats.by_id(ck.format), "input_files", None)
+    return tuple(files(ck)) if callable(files) else (Path(ck.path),)
 
 
 def _given_write(options: WriteOptions) -> frozenset[str]:
@@ -300,11 +340,15 @@ def verify_output(
         else:
             pairs.append(TensorPair(t.name, t.source, out_ref, t.how))
     member = next((getattr(r.location, "member", None) for r in refs.values()), None)
+    bundle_out = any(isinstance(r.location, BundleLocation) for r in refs.values())
     try:
         expected = {t.path for t in tensors + optimizer}
-        problems += [
-            f"{p}: not in the template" for p in stray_datasets(str(out), member, expected)
-        ]
+        stray = (
+            stray_entries(out, expected)
+            if bundle_out
+            else stray_datasets(str(out), member, expected)
+        )
+        problems += [f"{p}: not in the template" for p in stray]
     except CkptfixError as exc:
         problems.append(f"unreadable output: {_first(exc)}")
     if back.family == "keras2":

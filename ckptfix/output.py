@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,18 +39,31 @@ def _how_same(s: Path, d: Path) -> str:
     return "the same file by another path"
 
 
-def check_destination(src: str | Path, dst: str | Path, force: bool) -> Path:
+def check_destination(
+    src: str | Path,
+    dst: str | Path,
+    force: bool,
+    *,
+    suffixes: Sequence[str] = ("",),
+    protect: Sequence[Path] = (),
+) -> Path:
     """Validate ``dst`` for writing a conversion of ``src``; return it as a Path.
+
+    ``dst`` names the files ``dst + suffix`` for each of ``suffixes`` (a TensorFlow checkpoint
+    prefix names several); ``protect`` lists the source's own files besides ``src``.
 
     Raises:
         OutputError: ``dst`` is the source, exists without ``force``, is a folder, or its
             folder does not exist.
     """
     s, d = Path(src), Path(dst)
-    if same_file(s, d):
-        found = f"both are {s}"
-        if str(s) != str(d):
-            found = f"{d} is the source {s} ({_how_same(s, d)})"
+    finals = [Path(str(d) + suf) for suf in suffixes]
+    clash = next(((p, f) for p in (s, *protect) for f in (d, *finals) if same_file(p, f)), None)
+    if clash is not None:
+        p, f = clash
+        found = f"both are {p}"
+        if str(p) != str(f):
+            found = f"{f} is the source {p} ({_how_same(p, f)})"
         raise OutputError(
             f"expected a destination other than the source; found {found}; "
             "choose another output path (the input is never overwritten, even with force=True)"
@@ -63,9 +76,11 @@ def check_destination(src: str | Path, dst: str | Path, force: bool) -> Path:
         raise OutputError(
             f"expected an existing output folder; found no folder {d.parent}; create it first"
         )
-    if (d.exists() or d.is_symlink()) and not force:
+    existing = next((f for f in finals if f.exists() or f.is_symlink()), None)
+    if existing is not None and not force:
         raise OutputError(
-            f"expected a new destination; found {d} already exists; pass force=True to replace it"
+            f"expected a new destination; found {existing} already exists; pass force=True to "
+            "replace it"
         )
     return d
 
@@ -141,27 +156,42 @@ def temp_path_for(dst: Path) -> Path:
 
 
 @contextmanager
-def atomic_destination(src: str | Path, dst: str | Path, force: bool) -> Iterator[Path]:
+def atomic_destination(
+    src: str | Path,
+    dst: str | Path,
+    force: bool,
+    *,
+    suffixes: Sequence[str] = ("",),
+    protect: Sequence[Path] = (),
+) -> Iterator[Path]:
     """Yield a temporary path to write; on success rename it onto ``dst``, else remove it.
+
+    With ``suffixes`` the destination is several files (``dst + suffix``, as a TensorFlow
+    checkpoint's ``.data-*`` and ``.index``): the writer writes ``tmp + suffix`` for each, and
+    they are renamed in the order given (the index last: it is what makes the checkpoint seen).
 
     Example:
         >>> with atomic_destination("in.h5", "out.h5", force=False) as tmp:  # doctest: +SKIP
         ...     write_everything(tmp)
     """
-    d = check_destination(src, dst, force)
+    d = check_destination(src, dst, force, suffixes=suffixes, protect=protect)
     clean_stale_temps(d.parent)
     tmp = temp_path_for(d)
+    pairs = [(Path(str(tmp) + suf), Path(str(d) + suf)) for suf in suffixes]
     try:
         yield tmp
-        if (d.exists() or d.is_symlink()) and not force:  # appeared while we worked
-            raise OutputError(
-                f"expected a new destination; found {d} appeared while converting; "
-                "pass force=True to replace it"
-            )
-        os.replace(tmp, d)
+        for _, final in pairs:
+            if (final.exists() or final.is_symlink()) and not force:  # appeared while we worked
+                raise OutputError(
+                    f"expected a new destination; found {final} appeared while converting; "
+                    "pass force=True to replace it"
+                )
+        for t, final in pairs:
+            os.replace(t, final)
     except OSError as exc:
         full = _disk_full(d.parent)
-        _discard(tmp)
+        for t, _ in pairs:
+            _discard(t)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT) or (exc.errno is None and full):
             raise _disk_full_error(d, exc.strerror or _first_line(exc)) from exc
         raise OutputError(
@@ -176,7 +206,8 @@ def atomic_destination(src: str | Path, dst: str | Path, force: bool) -> Iterato
         full = (
             isinstance(low, OSError | RuntimeError) or isinstance(exc, VerificationError)
         ) and _disk_full(d.parent)
-        _discard(tmp)
+        for t, _ in pairs:
+            _discard(t)
         if full and not isinstance(exc, OutputError):
             why = _first_line(low) if low is not None else "the written file came out short"
             raise _disk_full_error(d, why) from exc

@@ -49,7 +49,10 @@ def render_conversion(r: ConversionResult) -> RenderableType:
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("wrote", f"{r.destination} ({'full model' if r.full_model else 'weights only'})")
+    kind = "full model" if r.full_model else "weights only"
+    if r.output_format == "tf-checkpoint":
+        kind = "TensorFlow checkpoint: .index and .data-* files"
+    t.add_row("wrote", f"{r.destination} ({kind})")
     t.add_row("template", r.template)
     t.add_row("replicas", str(r.replicas) if r.replicas is not None else "—")
     t.add_row("layers", f"{r.layers} with weights")
@@ -57,7 +60,7 @@ def render_conversion(r: ConversionResult) -> RenderableType:
     src = LAYOUT_SOURCES.get(r.layout_source, r.layout_source)
     style = "green" if r.layout == "exact" else "yellow"
     t.add_row("layout", Text(f"{r.layout} (from {src})", style=style))
-    if r.full_model:
+    if r.full_model or r.output_format == "tf-checkpoint":
         t.add_row("optimizer", "kept" if r.optimizer_kept else "none in the source")
     t.add_row("verified", Text("every tensor matches the source", style="green"))
     t.add_row("time", f"{r.seconds:.2f} s")
@@ -102,6 +105,8 @@ FORMAT_LABELS = {
     "keras2-h5-model": "Keras 2 HDF5, full model (model.save)",
     "keras3-weights": "Keras 3 .weights.h5",
     "keras3-archive": "Keras 3 .keras archive",
+    "tf-checkpoint": "TensorFlow checkpoint (save_weights to a path without .h5)",
+    "tf-savedmodel": "TensorFlow SavedModel (model.save to a folder)",
 }
 
 #: Where a layout came from, in words.

@@ -371,9 +371,15 @@ def fix_command(
         return convert_command(ck, template=p.candidates[0], reference=reference)
     if p.template is None:
         return None
-    if ck.layout.status == "unknown" and reference is None:
+    if ck.layout.status == "unknown" and reference is None and _takes_reference(ck):
         reference = TEMPLATE_JSON  # the one thing that makes this layout known
     return convert_command(ck, template=template, reference=reference)
+
+
+def _takes_reference(ck: Checkpoint) -> bool:
+    from .formats import by_id
+
+    return "reference" in by_id(ck.format).read_options
 
 
 # --- the one JSON policy ----------------------------------------------------------------------

@@ -305,6 +305,21 @@ class RawFiles:
             done += n
         return True
 
+    def same_bytes_crc(self, offset_a: int, offset_b: int, length: int) -> tuple[bool, int]:
+        """Like :meth:`same_bytes`, and the crc32c of the bytes compared."""
+        from .bundle import crc32c
+
+        crc = 0
+        done = 0
+        while done < length:  # bytes objects: google-crc32c takes read-only buffers only
+            n = min(BLOCK, length - done)
+            a = os.pread(self._fa, n, offset_a + done)
+            if len(a) != n or a != os.pread(self._fb, n, offset_b + done):
+                return False, 0
+            crc = crc32c(a, crc)
+            done += n
+        return True, crc
+
     def same_extents(self, ea: Sequence[Extent], eb: Sequence[Extent]) -> bool:
         """True when both extent lists store the same bytes the same way."""
         if len(ea) != len(eb):
@@ -459,8 +474,14 @@ def _compare(
     if isinstance(la, BundleLocation) and isinstance(lb, BundleLocation):
         if la.size != lb.size:
             return f"size {la.size} != {lb.size}"
-        ok = raw.get(Path(la.file), Path(lb.file)).same_bytes(la.offset, lb.offset, la.size)
-        return None if ok else "bytes differ"
+        if la.crc32c != lb.crc32c:
+            return "crc32c in the index differs from the source's"
+        ok, crc = raw.get(Path(la.file), Path(lb.file)).same_bytes_crc(
+            la.offset, lb.offset, la.size
+        )
+        if not ok:
+            return "bytes differ"
+        return _crc_problem(lb, crc)
     if isinstance(la, BundleLocation) and isinstance(lb, H5Location):
         idb, fb = files.dataset(lb)
         return _compare_bundle_h5(la, h5py.Dataset(idb))
@@ -558,18 +579,41 @@ def _compare_values(a: h5py.Dataset, b: h5py.Dataset) -> str | None:
     return None
 
 
+#: The mismatch of a tensor whose bytes (the source's, copied unchanged) fail their crc32c.
+SOURCE_CRC_FAILED = (
+    "bytes fail the crc32c recorded in the checkpoint index (the data shard is damaged)"
+)
+
+
+def _crc_problem(loc: BundleLocation, crc: int) -> str | None:
+    """A mismatch between a bundle tensor's bytes (their crc32c) and its index entry."""
+    from .bundle import mask
+
+    if loc.crc32c is not None and mask(crc) != loc.crc32c:
+        return SOURCE_CRC_FAILED
+    return None
+
+
 def _compare_bundle_h5(loc: BundleLocation, ds: h5py.Dataset) -> str | None:
-    """Compare a bundle tensor's raw bytes with an HDF5 dataset's values (native order)."""
+    """Compare a bundle tensor's raw bytes with an HDF5 dataset's values (native order).
+
+    The bundle's bytes are also checked against the crc32c its index records.
+    """
+    from .bundle import crc32c
+
     want = ds.dtype.itemsize * int(np.prod(ds.shape, dtype=np.int64))
     if loc.size != want:
         return f"size {loc.size} != {want}"
     if ds.ndim == 0:
         with open(loc.file, "rb") as fh:
             data = os.pread(fh.fileno(), loc.size, loc.offset)
-        return None if data == ds[()].tobytes() else "bytes differ"
+        if data != ds[()].tobytes():
+            return "bytes differ"
+        return _crc_problem(loc, crc32c(data))
     rows = _rows(ds.shape, ds.dtype.itemsize)
     buf = np.empty((min(rows, ds.shape[0]),) + ds.shape[1:], ds.dtype)
     row_bytes = buf[:1].nbytes
+    crc = 0
     with open(loc.file, "rb") as fh:
         for start in range(0, ds.shape[0], rows):
             stop = min(ds.shape[0], start + rows)
@@ -579,7 +623,15 @@ def _compare_bundle_h5(loc: BundleLocation, ds: h5py.Dataset) -> str | None:
             tick()
             if data != buf[:n].tobytes():
                 return f"bytes differ in rows {start}:{stop}"
-    return None
+            crc = crc32c(data, crc)
+    return _crc_problem(loc, crc)
+
+
+def stray_entries(prefix: Path, expected: set[str]) -> list[str]:
+    """Tensors of a written TensorFlow checkpoint that no written tensor accounts for."""
+    from .bundle import GRAPH_KEY, read_index
+
+    return [k for k in read_index(prefix).entries if k not in expected and k != GRAPH_KEY]
 
 
 def stray_datasets(loc_file: str, member: str | None, expected: set[str]) -> list[str]:

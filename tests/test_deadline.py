@@ -288,8 +288,11 @@ def test_answers_admit_only_ckptfix_results_and_exceptions() -> None:
     import io
 
     def read(obj: object) -> object:
-        raw = pickle.dumps(obj)
-        return deadline._AnswerUnpickler(io.BytesIO(raw)).load()
+        buf = io.BytesIO()
+        pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = {}  # as a worker encodes (immune to Dask's global reducers)
+        pickler.dump(obj)
+        return deadline._AnswerUnpickler(io.BytesIO(buf.getvalue())).load()
 
     report = ckptfix.inspect_checkpoint(FIXTURES / "keras2/cnn/parallel_model.h5", timeout=None)
     assert read(("ok", report, [])) == ("ok", report, [])

@@ -1,5 +1,7 @@
 """Fuzz inspect and convert with corrupted real fixtures (a few hundred cases of bench/fuzz.py).
 
+Seeds: Keras 2 and Keras 3 files, TF checkpoint prefixes and SavedModel folders (``fixtures/tf``).
+
 Every case: the input's hash is unchanged, ``inspect`` and ``convert`` either succeed or raise a
 ``CkptfixError`` with a documented exit code and a one-line message, within a time bound, and a
 failed conversion leaves nothing in the output folder. The large run is ``python bench/fuzz.py``.
@@ -48,7 +50,7 @@ def test_every_format_is_a_seed(seeds):
     names = {fuzz.suffix_of(p) for p in seeds}
     kinds = {p.name for p in seeds}
     assert {".h5", ".weights.h5", ".keras"} <= names
-    assert {"parallel_weights.h5", "parallel_model.h5"} <= kinds
+    assert {"parallel_weights.h5", "parallel_model.h5", "ckpt", "savedmodel"} <= kinds
 
 
 def test_cases_are_reproducible(seeds, tmp_path):
@@ -57,8 +59,8 @@ def test_cases_are_reproducible(seeds, tmp_path):
     a = fuzz.make_case(SEED, 17, seeds, tmp_path / "a")
     b = fuzz.make_case(SEED, 17, seeds, tmp_path / "b")
     assert (a.seed_file, a.mutation, a.detail) == (b.seed_file, b.mutation, b.detail)
-    assert sha256(a.path) == sha256(b.path)
-    assert sha256(a.path) != sha256(ROOT / a.seed_file)
+    assert fuzz.sha256(a.path) == fuzz.sha256(b.path)
+    assert fuzz.sha256(a.path) != fuzz.sha256(ROOT / a.seed_file)
 
 
 def test_fuzz_inspect_and_convert(seeds):
@@ -74,7 +76,7 @@ def test_fuzz_inspect_and_convert(seeds):
     # The sample exercises every mutation, and both outcomes happen: damage the converter
     # tolerates (bytes it never reads) and damage it refuses with a documented code.
     per = Counter(o.mutation for o in outcomes)
-    expected = set(fuzz.BYTE_MUTATIONS) | set(fuzz.H5_MUTATIONS) | {"zip"}
+    expected = set(fuzz.BYTE_MUTATIONS) | set(fuzz.H5_MUTATIONS) | {"zip"} | set(fuzz.TF_MUTATIONS)
     assert expected <= set(per), expected - set(per)
     codes = Counter(o.convert for o in outcomes)
     assert codes["ok"] > 0 and codes["exit 5"] > 0, codes
@@ -87,7 +89,7 @@ def test_cli_prints_one_line_and_a_documented_code(seeds, tmp_path):
     seen = Counter()
     for n in range(CLI_SAMPLE):
         case = fuzz.make_case(SEED + 1, n, seeds, tmp_path)
-        before = sha256(case.path)
+        before = fuzz.sha256(case.path)
         out = tmp_path / f"out{n}{fuzz.suffix_of(case.path)}"
         for args in (["inspect", str(case.path)], ["convert", str(case.path), str(out)]):
             proc = subprocess.run(
@@ -106,7 +108,7 @@ def test_cli_prints_one_line_and_a_documented_code(seeds, tmp_path):
                 assert len(lines) == 1 and lines[0].startswith("Error: "), what + proc.stderr
         if not out.exists():
             assert not list(tmp_path.glob(f".{out.name}*")), what
-        assert sha256(case.path) == before, what
+        assert fuzz.sha256(case.path) == before, what
     assert seen[5] > 0, seen
 
 

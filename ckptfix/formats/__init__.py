@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 
 from ..checkpoint import Checkpoint
-from ..errors import NotACheckpointError, OutputError, UnsupportedFormatError
+from ..errors import NotACheckpointError, OutputError
 from ..h5util import HDF5_SIGNATURE, damaged_file_errors, open_h5, require_file
 from .base import Format, Probe
 
@@ -22,14 +22,22 @@ KERAS2_WEIGHTS = "keras2-h5-weights"
 KERAS2_MODEL = "keras2-h5-model"
 KERAS3_WEIGHTS = "keras3-weights"
 KERAS3_ARCHIVE = "keras3-archive"
+TF_CHECKPOINT = "tf-checkpoint"
+TF_SAVEDMODEL = "tf-savedmodel"
 
 
 @functools.cache
 def registry() -> tuple[Format, ...]:
     """Every format, in sniffing order (Keras 2 HDF5 before Keras 3's, which is HDF5 too)."""
-    from . import keras2_h5, keras3_archive, keras3_weights
+    from . import keras2_h5, keras3_archive, keras3_weights, savedmodel, tf_bundle
 
-    return (keras2_h5.FORMAT, keras3_weights.FORMAT, keras3_archive.FORMAT)
+    return (
+        keras2_h5.FORMAT,
+        keras3_weights.FORMAT,
+        keras3_archive.FORMAT,
+        tf_bundle.FORMAT,
+        savedmodel.FORMAT,
+    )
 
 
 def by_id(fmt: str) -> Format:
@@ -44,13 +52,15 @@ def sniff(path: str | Path) -> tuple[Format, str]:
     """Say which format ``path`` holds: (the format, its format id). Reads a few bytes.
 
     Raises:
-        UnsupportedFormatError: a TF-format checkpoint or a SavedModel folder.
-        NotACheckpointError: anything else that no format reads.
+        NotACheckpointError: anything that no format reads.
     """
     p = Path(path)
-    hint = _tf_checkpoint_hint(p)
-    if hint:
-        raise UnsupportedFormatError(hint)
+    if p.is_dir() or not p.exists():  # a SavedModel or checkpoint folder, a checkpoint prefix
+        probe = Probe(p, b"")
+        for fmt in registry():
+            fid = fmt.sniff(probe)
+            if fid is not None:
+                return fmt, fid
     require_file(p)
     try:
         with open(p, "rb") as fh:
@@ -61,7 +71,7 @@ def sniff(path: str | Path) -> tuple[Format, str]:
             "check permissions"
         ) from exc
     probe = Probe(p, head)
-    if head == HDF5_SIGNATURE:
+    if head == HDF5_SIGNATURE and not _tf_part(p):
         with damaged_file_errors(p), open_h5(p) as f:
             keys = list(f.keys())
             probe.h5_keys = frozenset(keys)
@@ -115,6 +125,10 @@ def _refuse_name(d: Path, ck: Checkpoint, suggestion: str, other: str | None) ->
         expected = "a Keras 3 weights output name ending in .weights.h5"
     elif ck.format == KERAS3_ARCHIVE:
         expected = "a .keras output name for a Keras 3 archive"
+    elif ck.format == TF_CHECKPOINT:
+        expected = "a Keras 2 .h5 name, or a TensorFlow checkpoint prefix without a suffix"
+    elif ck.format == TF_SAVEDMODEL:
+        expected = "a Keras 2 full-model .h5 name"
     else:
         expected = "an output name of a format this checkpoint converts to"
     which = f"a {other} name" if other else "a name no Keras loader reads as this format"
@@ -124,27 +138,6 @@ def _refuse_name(d: Path, ck: Checkpoint, suggestion: str, other: str | None) ->
     )
 
 
-def _tf_checkpoint_hint(p: Path) -> str | None:
-    """A message when ``p`` is a TF checkpoint prefix/part or a SavedModel folder."""
-    if p.is_dir() and (p / "saved_model.pb").exists():
-        return (
-            f"expected a Keras checkpoint file; found a TensorFlow SavedModel folder {p}, which "
-            "ckptfix does not rewrite; load it with tf_keras's load_model (or "
-            "tf.saved_model.load), take the template out of the loaded model and save it with "
-            "template.save('x.keras')"
-        )
-    name = p.name
-    prefix: Path | None = None
-    if name.endswith(".index"):
-        prefix = p.with_name(name[: -len(".index")])
-    elif ".data-" in name:
-        prefix = p.with_name(name.split(".data-", 1)[0])
-    elif not p.exists() and p.with_name(name + ".index").exists():
-        prefix = p
-    if prefix is None:
-        return None
-    return (
-        f"expected a Keras .h5/.keras checkpoint; found a TensorFlow-format checkpoint "
-        f"(prefix {prefix}); restore it with tf.train.Checkpoint or model.load_weights('{prefix}') "
-        "into the model that saved it, then save the template with model.save_weights('x.h5')"
-    )
+def _tf_part(p: Path) -> bool:
+    """True for a TF checkpoint's ``.index`` or ``.data-*`` file (raw bytes, never HDF5)."""
+    return p.name.endswith(".index") or ".data-" in p.name

@@ -40,6 +40,7 @@ from ..checkpoint import (
     Pattern,
     TensorRef,
     Weight,
+    WriteMode,
 )
 from ..errors import (
     CorruptCheckpointError,
@@ -71,7 +72,7 @@ from ..layout import (
 )
 from ..pattern import ConfigLayer, config_layers, find_pattern, looks_nested, model_name
 from ..storage import CopyRecord, WriteLog, copy_file, file_identity
-from . import KERAS2_MODEL, KERAS2_WEIGHTS
+from . import KERAS2_MODEL, KERAS2_WEIGHTS, TF_CHECKPOINT, TF_SAVEDMODEL
 from .base import Planned, Probe, ReadOptions, WriteOptions, Written, WrittenTensor
 
 _MOVED = "__ckptfix_template__"
@@ -541,6 +542,10 @@ def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
         )
     if ck.family == "keras2" and ck.format in (KERAS2_WEIGHTS, KERAS2_MODEL):
         return _write_by_copy(ck, tmp, options)
+    if ck.format in (TF_CHECKPOINT, TF_SAVEDMODEL):
+        if ck.layout.refusal is not None:  # an order a TF checkpoint cannot tell, loading silently
+            raise ck.layout.refusal
+        return _write_anew(ck, tmp, options)
     raise UnsupportedConversionError(
         f"expected a Keras 2 or TensorFlow source for a Keras 2 .h5 output; found "
         f"{ck.format} ({Path(ck.path).name}); write a Keras 3 name instead (.weights.h5 or "
@@ -612,25 +617,132 @@ def _write_by_copy(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
     )
 
 
+#: Writer version recorded for a TensorFlow checkpoint, whose files do not say which tf.keras
+#: wrote them; Keras reads ``keras_version`` only to convert Keras 1 files ("1"), never this.
+_TF_KERAS_VERSION = "2 (a TensorFlow checkpoint of tf.keras, converted by ckptfix)"
+
+
+def _write_anew(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
+    """Write a Keras 2 file from a TensorFlow checkpoint or SavedModel, tensor by tensor.
+
+    Each tensor's bytes are read from its data shard in blocks and written into a contiguous
+    dataset of the same dtype and shape (constant memory); the verifier then compares them
+    with the shard's bytes and their crc32c.
+    """
+    subject = ck.subject
+    bad = [
+        (layer.name, w.name, w.tensor.dtype)
+        for layer in subject.layers
+        for w in layer.weights
+        if w.tensor.dtype in ("string", "bfloat16")
+    ]
+    if bad:
+        layer, name, dtype = bad[0]
+        raise UnsupportedConversionError(
+            f"expected numeric weights for a Keras 2 .h5 file; found {name!r} of layer "
+            f"{layer!r} holds {dtype} tensors, which a Keras 2 .h5 cannot store; convert to a "
+            "TensorFlow checkpoint (an output name without suffix) instead"
+        )
+    tensors, optimizer = plan_tensors(ck)
+    total = sum(t.source.nbytes for t in tensors + optimizer)
+    done = 0
+    if options.progress is not None:
+        options.progress(0, total)
+    version = ck.keras_version or _TF_KERAS_VERSION
+    with h5py.File(tmp, "w") as f:
+        root = f.create_group("model_weights") if ck.full_model else f
+        for holder in {id(f): f, id(root): root}.values():
+            holder.attrs["backend"] = (ck.backend or "tensorflow").encode("utf-8")
+            holder.attrs["keras_version"] = version.encode("utf-8")
+        names = _layer_names(subject)
+        write_attr_list(root, "layer_names", names)
+        by_name = {layer.name: layer for layer in subject.layers}
+        for n in names:
+            g = root.create_group(n)
+            held = by_name.get(n)
+            write_attr_list(g, "weight_names", [w.name for w in held.weights] if held else [])
+        for t in tensors + optimizer:
+            _copy_from_shard(f, t.path, t.source)
+            done += t.source.nbytes
+            if options.progress is not None:
+                options.progress(done, total)
+        if ck.full_model:
+            assert subject.config is not None
+            f.attrs["model_config"] = json.dumps(dict(subject.config)).encode("utf-8")
+            if ck.training_config is not None:
+                f.attrs["training_config"] = json.dumps(dict(ck.training_config)).encode("utf-8")
+            if optimizer:
+                og = f["optimizer_weights"]
+                opt = ck.template_optimizer
+                assert opt is not None
+                write_attr_list(og, "weight_names", [v.name for v in opt.variables])
+    return Written(
+        path=tmp,
+        format=KERAS2_MODEL if ck.full_model else KERAS2_WEIGHTS,
+        tensors=tensors,
+        optimizer=optimizer,
+        full_model=ck.full_model,
+        warnings=_warnings(ck),
+    )
+
+
+def _copy_from_shard(f: h5py.File, path: str, ref: TensorRef) -> None:
+    """Write one bundle tensor's bytes as a new dataset at ``path``, in row blocks."""
+    from ..checkpoint import BundleLocation
+    from ..storage import BLOCK
+
+    loc = ref.location
+    assert isinstance(loc, BundleLocation)
+    dtype = np.dtype(ref.dtype).newbyteorder("<")
+    ds = f.create_dataset(path, shape=ref.shape, dtype=dtype)
+    if ref.nbytes == 0:
+        return
+    with open(loc.file, "rb") as fh:
+        if not ref.shape:
+            data = os.pread(fh.fileno(), loc.size, loc.offset)
+            ds[()] = np.frombuffer(data, dtype)[0]
+            return
+        row = loc.size // ref.shape[0]
+        rows = max(1, BLOCK // max(1, row))
+        for start in range(0, ref.shape[0], rows):
+            stop = min(ref.shape[0], start + rows)
+            data = os.pread(fh.fileno(), (stop - start) * row, loc.offset + start * row)
+            if len(data) != (stop - start) * row:
+                raise CorruptCheckpointError(
+                    f"expected {loc.size:,} bytes of {loc.path!r} in {Path(loc.file).name}; "
+                    "found the data shard shorter; it is truncated"
+                )
+            ds[start:stop] = np.frombuffer(data, dtype).reshape((stop - start,) + ref.shape[1:])
+
+
 def plan_tensors(ck: Checkpoint) -> Planned:
     """Where each weight of the template goes: ``<root>/<layer>/<weight name>``, in load order.
 
     The optimizer's weights keep their paths (a Keras 2 template owns every trained variable).
     """
     prefix = _root_of(ck).rstrip("/")
+    anew = ck.format not in (KERAS2_WEIGHTS, KERAS2_MODEL)  # from another format's storage
+    how: WriteMode = "encoded" if anew else "moved"
     tensors = tuple(
         WrittenTensor(
-            f"{prefix}/{layer.name}/{w.name}" if ck.template is not None else _path_of(w.tensor),
+            f"{prefix}/{layer.name}/{w.name}"
+            if ck.template is not None or anew
+            else _path_of(w.tensor),
             w.tensor,
-            "moved",
+            how,
             w.name,
         )
         for layer in ck.subject.layers
         for w in layer.weights
     )
-    opt = ck.template_optimizer
+    opt = ck.template_optimizer if not anew or ck.full_model else None
     optimizer = tuple(
-        WrittenTensor(_path_of(v.tensor), v.tensor, "moved", f"optimizer {v.name}")
+        WrittenTensor(
+            f"/optimizer_weights/{v.name}" if anew else _path_of(v.tensor),
+            v.tensor,
+            how,
+            f"optimizer {v.name}",
+        )
         for v in (opt.variables if opt else ())
     )
     return tensors, optimizer
@@ -749,7 +861,7 @@ class Keras2H5:
         return KERAS2_MODEL if ck.full_model else KERAS2_WEIGHTS
 
     def accepts(self, ck: Checkpoint) -> bool:
-        return ck.family == "keras2"
+        return ck.family in ("keras2", "tf")
 
     def plan(self, ck: Checkpoint) -> Planned:
         return plan_tensors(ck)
