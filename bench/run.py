@@ -3,6 +3,7 @@
     python bench/run.py              # everything (files are generated once into bench/out/)
     python bench/run.py --quick      # 0.25 GiB only, 2 rounds, no TensorFlow
     python bench/run.py --sizes 1 --repeats 7 --no-resnet
+    python bench/run.py --baseline ../old-checkout   # also time another tree's ckptfix convert
 
 Every comparison runs its commands round-robin (A B A B …), each as a fresh process started
 from the same state (outputs removed, dirty pages written back, a short pause), and reports the
@@ -17,6 +18,10 @@ file, in the same run:
   the shard, new index, verification reading both shards and every crc32c) and to ``.h5``;
 - the ResNet50 parallel files written by tf_keras (``resnet.py``), weights-only and full model:
   the TensorFlow round trip vs ``ckptfix convert`` (and ``cp`` for scale).
+
+With ``--baseline TREE`` every ``ckptfix convert`` row gets a twin run with ``PYTHONPATH=TREE``
+(the ckptfix of another checkout, e.g. a commit before a refactoring), in the same alternation,
+its ratio taken against the same first row.
 
 The table is printed as Markdown and saved to ``bench/out/results.md``.
 """
@@ -39,6 +44,25 @@ from synthetic import OUT, ensure_synthetic  # noqa: E402
 from synthetic_tf import ensure_synthetic_tf  # noqa: E402
 
 CKPTFIX = [sys.executable, "-m", "ckptfix"]
+#: Another checkout whose ``ckptfix convert`` is timed beside this one (``--baseline``).
+BASELINE: str | None = None
+
+
+def with_baseline(case: Case) -> list[Case]:
+    """``case``, and its twin running the ``--baseline`` tree's ckptfix (when one is given)."""
+    if BASELINE is None:
+        return [case]
+    twin = Case(f"{case.label}@baseline", case.argv, case.outputs, {"PYTHONPATH": BASELINE})
+    return [case, twin]
+
+
+def baseline_rows(
+    item: str, label: str, what: str, runs: dict[str, Runs], base: Runs
+) -> list[list[str]]:
+    key = f"{label}@baseline"
+    if key not in runs:
+        return []
+    return [_row(item, f"{what} [baseline {BASELINE}]", runs[key], base)]
 
 
 def synthetic_rows(gib: float, repeats: int, settle: float) -> list[list[str]]:
@@ -46,7 +70,7 @@ def synthetic_rows(gib: float, repeats: int, settle: float) -> list[list[str]]:
     dst = OUT / "bench_out.h5"
     cp = Case("cp", ["cp", str(src), str(dst)], [dst])
     conv = Case("convert", [*CKPTFIX, "convert", str(src), str(dst)], [dst])
-    runs = run_alternating([cp, conv], repeats, settle, on_run=_tick)
+    runs = run_alternating([cp, *with_baseline(conv)], repeats, settle, on_run=_tick)
     # `ckptfix verify` needs the converted file: make it once, time the verification alone.
     subprocess.run(conv.argv, check=True, capture_output=True)
     ver = Case("verify", [*CKPTFIX, "verify", str(src), str(dst)])
@@ -57,6 +81,7 @@ def synthetic_rows(gib: float, repeats: int, settle: float) -> list[list[str]]:
     return [
         _row(f"synthetic {size}", "cp", base, base),
         _row(f"synthetic {size}", "ckptfix convert (verified)", runs["convert"], base),
+        *baseline_rows(f"synthetic {size}", "convert", "ckptfix convert", runs, base),
         _row(f"synthetic {size}", "ckptfix verify (every byte, extra)", vruns, base),
     ]
 
@@ -102,12 +127,13 @@ def resnet_rows(repeats: int, settle: float) -> list[list[str]]:
         )
         conv = Case("convert", [*CKPTFIX, "convert", str(src), str(dst), *extra], [dst])
         cp = Case("cp", ["cp", str(src), str(dst)], [dst])
-        runs = run_alternating([tf, conv, cp], repeats, settle, on_run=_tick)
+        runs = run_alternating([tf, *with_baseline(conv), cp], repeats, settle, on_run=_tick)
         base = runs["tf"]
         name = f"{label} ({src.stat().st_size / 1e6:.0f} MB)"
         rows += [
             _row(name, "TensorFlow round trip", base, base),
             _row(name, "ckptfix convert (verified)", runs["convert"], base),
+            *baseline_rows(name, "convert", "ckptfix convert", runs, base),
             _row(name, "cp", runs["cp"], base),
         ]
     return rows
@@ -149,14 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settle", type=float, default=2.0, help="idle seconds before each run")
     ap.add_argument("--no-resnet", action="store_true", help="skip TensorFlow comparisons")
     ap.add_argument("--quick", action="store_true", help="0.25 GiB, 2 rounds, no TensorFlow")
+    ap.add_argument("--baseline", metavar="TREE", help="also time this checkout's ckptfix")
+    ap.add_argument("--no-tf", action="store_true", help="skip the TF checkpoint rows")
     args = ap.parse_args(argv)
+    global BASELINE
+    BASELINE = None if args.baseline is None else str(Path(args.baseline).resolve())
     if args.quick:
         args.sizes, args.repeats, args.no_resnet, args.settle = [0.25], 2, True, 0.5
     rows: list[list[str]] = []
     for gib in args.sizes:
         print(f"synthetic {gib:g} GiB", file=sys.stderr)
         rows += synthetic_rows(gib, args.repeats, args.settle)
-    for gib in args.sizes[:1] if args.quick else args.sizes:
+    for gib in [] if args.no_tf else args.sizes[:1] if args.quick else args.sizes:
         print(f"synthetic TF checkpoint {gib:g} GiB", file=sys.stderr)
         rows += tf_rows(gib, args.repeats, args.settle)
     if not args.no_resnet:
