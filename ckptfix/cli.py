@@ -145,6 +145,12 @@ def convert(
     report_file: Path | None = typer.Option(
         None, "--report", help="Batch: write a JSON report (one entry per input) here."
     ),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="Batch: the target format. keras3 writes each Keras 2 input as a Keras 3 file "
+        "(.keras for a full model, .weights.h5 for weights), single models included.",
+    ),
 ) -> None:
     """Rewrite a parallel checkpoint as the single template model's checkpoint.
 
@@ -152,8 +158,11 @@ def convert(
     and go on (exit 1 when any input failed).
     """
     if out_dir is None:
-        if jobs is not None or report_file is not None:
-            raise typer.BadParameter("--jobs and --report need --out-dir (the batch form)")
+        if jobs is not None or report_file is not None or to is not None:
+            raise typer.BadParameter(
+                "--jobs, --report and --to need --out-dir (the batch form); for one file, "
+                "name DST like x.keras or x.weights.h5"
+            )
         if len(paths) != 2:
             raise typer.BadParameter(
                 f"expected SRC DST, or SRC... --out-dir DIR; found {len(paths)} path(s)",
@@ -180,8 +189,11 @@ def convert(
         out.print(render_conversion(result))
         return
 
-    from .batch import convert_batch, write_batch_report
+    from .batch import TARGETS, convert_batch, write_batch_report
     from .batch_view import BatchProgressView, render_batch
+
+    if to is not None and to not in TARGETS:
+        raise typer.BadParameter(f"expected one of: {', '.join(TARGETS)}", param_hint="--to")
 
     try:
         with BatchProgressView(err) as view:
@@ -194,6 +206,7 @@ def convert(
                 template=template,
                 exact=exact,
                 progress=view,
+                to=to,
             )
         if report_file is not None:
             write_batch_report(batch, report_file)

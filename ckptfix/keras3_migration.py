@@ -1,6 +1,6 @@
 """A Keras 2 checkpoint as a Keras 3 file: what goes where (the plan the Keras 3 writers follow).
 
-The Keras 2 model config is translated by :mod:`ckptfix.keras3_config` (the model and its
+The Keras 2 model config is translated by :mod:`ckptfix.keras3` (the model and its
 weight map), the training config and the optimizer's variables by
 :mod:`ckptfix.keras3_training`; this module puts the two together for one
 :class:`~ckptfix.checkpoint.Checkpoint` of the Keras 2 family (a ``.h5`` file, or a SavedModel
@@ -13,7 +13,7 @@ the verifier checks the written file against it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +21,12 @@ import numpy as np
 
 from . import keras3_training as kt
 from .checkpoint import Checkpoint, H5Location, JSONObject, Layer, TensorRef, WriteMode
-from .errors import LayoutError, UnsupportedConversionError
+from .errors import LayoutError
 from .formats.base import WrittenTensor
 from .storage import Derivation
 
 if TYPE_CHECKING:
-    from .keras3_config import Keras3Model
+    from .keras3 import Keras3Model
 
 #: The Keras 3 release whose format and semantics the translation targets (metadata.json).
 KERAS3_VERSION = "3.15.1"
@@ -78,10 +78,16 @@ def subject_config(ck: Checkpoint) -> JSONObject:
 
 
 def translate(ck: Checkpoint) -> Keras3Model:
-    """k3cfg's translation of the checkpoint's model (raises what it raises)."""
-    from .keras3_config import translate_model
+    """The translation of the checkpoint's model (:func:`ckptfix.keras3.translate_model`).
 
-    return translate_model(subject_config(ck), keras_version=ck.keras_version, backend=ck.backend)
+    Raises:
+        LayoutError: no config to translate. UnsupportedConversionError: refused.
+    """
+    from .keras3 import translate_model
+
+    return translate_model(
+        subject_config(ck), keras_version=ck.keras_version, backend=ck.backend, source=ck.subject
+    )
 
 
 def plan_keras3(ck: Checkpoint, *, full_model: bool) -> Keras3Plan:
@@ -99,7 +105,7 @@ def plan_keras3(ck: Checkpoint, *, full_model: bool) -> Keras3Plan:
     notes = list(model.notes)
     warnings: list[str] = []
     optimizer: tuple[WrittenTensor, ...] = ()
-    names = dict(getattr(model, "names", {}) or {})
+    names = dict(model.group_names)
     name = str((config.get("config") or {}).get("name") or subject.name)
     names.setdefault("vars", name)
     if full_model:
@@ -116,6 +122,8 @@ def plan_keras3(ck: Checkpoint, *, full_model: bool) -> Keras3Plan:
             if state.kept:
                 optimizer = tuple(_optimizer_tensor(v) for v in state.variables)
                 names["optimizer/vars"] = str(training.optimizer.config.get("name"))
+                notes += state.notes
+            elif state.fresh:
                 notes += state.notes
             else:
                 warnings.append(
@@ -158,6 +166,56 @@ def plan_keras3(ck: Checkpoint, *, full_model: bool) -> Keras3Plan:
     )
 
 
+@dataclass(frozen=True)
+class Keras3Readiness:
+    """Whether a Keras 2 checkpoint converts to Keras 3, and what blocks it or must be known.
+
+    ``blocker`` is the one-line reason ``convert`` would give (None when it converts);
+    ``custom_objects`` the classes Keras 3 needs at load; ``optimizer`` says whether the
+    optimizer state would be carried; ``output`` the suggested destination.
+    """
+
+    converts: bool
+    output: str | None
+    blocker: str | None = None
+    custom_objects: tuple[str, ...] = ()
+    optimizer: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+def keras3_readiness(ck: Checkpoint) -> Keras3Readiness:
+    """What converting ``ck`` to Keras 3 would do (metadata only; nothing is written)."""
+    from .errors import CkptfixError
+
+    output = suggested_keras3_name(ck)
+    if ck.layout.status == "unknown" and ck.layout.refusal is not None:
+        return Keras3Readiness(False, output, str(ck.layout.refusal))
+    if ck.template is None and ck.pattern.kind == "ambiguous" and ck.pattern.refusal is not None:
+        return Keras3Readiness(False, output, str(ck.pattern.refusal))
+    try:
+        plan = plan_keras3(ck, full_model=ck.full_model)
+    except CkptfixError as exc:
+        return Keras3Readiness(False, output, str(exc))
+    return Keras3Readiness(
+        True,
+        output,
+        None,
+        plan.custom_objects,
+        bool(plan.optimizer),
+        plan.warnings,
+    )
+
+
+def suggested_keras3_name(ck: Checkpoint) -> str:
+    """``x.h5`` → ``x.keras`` (full model) or ``x.weights.h5`` (weights only), beside it."""
+    name = ck.path
+    for suffix in (".hdf5", ".h5", ".HDF5", ".H5"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name + (".keras" if ck.full_model else ".weights.h5")
+
+
 def _layout_warnings(ck: Checkpoint) -> tuple[str, ...]:
     out: tuple[str, ...] = ()
     if ck.layout.status == "inferred" and ck.layout.note:
@@ -170,41 +228,15 @@ def _layout_warnings(ck: Checkpoint) -> tuple[str, ...]:
     return out
 
 
-def resolve_layer(subject: Layer, path: Sequence[str]) -> Layer:
-    """The Keras 2 layer a weight-map entry names, from the converted model down.
-
-    Raises:
-        UnsupportedConversionError: no such layer (the map and the file disagree).
-    """
-    layer = subject
-    for name in path:
-        found = next((sub for sub in layer.layers if sub.name == name), None)
-        if found is None:
-            raise UnsupportedConversionError(
-                f"expected a layer {'/'.join(path)!r} holding weights in the checkpoint; found "
-                f"none named {name!r} under {layer.name!r}; the file's weights do not match its "
-                "config (please report this)"
-            )
-        layer = found
-    return layer
-
-
 def _weight_tensors(subject: Layer, model: Keras3Model) -> list[WrittenTensor]:
-    from .keras3_config import TRANSFORMS
+    """Every dataset of the model: copied from its Keras 2 tensor, or derived by a transform."""
+    from .keras3 import TRANSFORMS, source_weights
 
     out = []
     for move in model.weights:
-        layer = resolve_layer(subject, move.layer)
-        try:
-            refs = tuple(layer.weights[i].tensor for i in move.sources)
-            label = (
-                "/".join(move.layer) + ":" + ",".join(layer.weights[i].name for i in move.sources)
-            )
-        except IndexError:
-            raise UnsupportedConversionError(
-                f"expected weight(s) {list(move.sources)} of layer {layer.name!r}; found it holds "
-                f"{len(layer.weights)}; the file's weights do not match its config"
-            ) from None
+        weights = source_weights(subject, move)
+        refs = tuple(w.tensor for w in weights)
+        label = "/".join(move.layer) + ":" + ",".join(w.name for w in weights)
         path = "/" + move.path.lstrip("/")
         if move.transform is None:
             ref = refs[0]
@@ -259,4 +291,12 @@ def source_refs(plan: Keras3Plan) -> list[TensorRef]:
     return out
 
 
-__all__ = ["KERAS3_VERSION", "Keras3Plan", "plan_keras3", "subject_config", "translate"]
+__all__ = [
+    "KERAS3_VERSION",
+    "Keras3Plan",
+    "Keras3Readiness",
+    "keras3_readiness",
+    "plan_keras3",
+    "subject_config",
+    "translate",
+]

@@ -32,7 +32,7 @@ from .checkpoint import JSONObject, Layer, Optimizer, OptimizerVariable, TensorR
 from .storage import Derivation
 
 if TYPE_CHECKING:
-    from .keras3_config import Keras3Model, WeightMove
+    from .keras3 import Keras3Model, WeightMove
 
 # --- versions -------------------------------------------------------------------------------
 
@@ -749,6 +749,8 @@ class StatePlan:
     variables: tuple[StateVariable, ...] = ()
     refusal: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the source's optimizer holds no state yet (never built): nothing to carry or refuse
+    fresh: bool = False
 
     @property
     def kept(self) -> bool:
@@ -772,58 +774,38 @@ def _slot_name(stored: str, source: str) -> tuple[str, str] | None:
     return None
 
 
-def _resolve(subject: Layer, path: Sequence[str]) -> Layer | None:
-    layer: Layer | None = subject
-    for name in path:
-        if layer is None:
-            return None
-        layer = next((sub for sub in layer.layers if sub.name == name), None)
-    return layer
-
-
-def keras2_trainable(subject: Layer, moves: Sequence[WeightMove]) -> list[tuple[str, TensorRef]]:
+def keras2_trainable(
+    subject: Layer, moves: Sequence[WeightMove], settled: Mapping[str, bool] | None = None
+) -> list[tuple[str, TensorRef]]:
     """The Keras 2 model's trainable weights in its ``trainable_weights`` order.
 
     Keras 2 builds its optimizer's slots over ``model.trainable_weights``: each layer's
     trainable weights in ``model.layers`` order, a nested model's in its own order; a
     layer stores its trainable weights before its non-trainable ones. Whether a weight is
-    trainable comes from the weight map (Keras 3 keeps Keras 2's trainable flags).
+    trainable comes from the weight map (Keras 3 keeps Keras 2's trainable flags), or from
+    ``settled`` (variable name -> trainable) where the map could only guess.
 
     Raises:
         Untranslatable: a stored weight whose trainability the map does not tell.
     """
-    flags: dict[int, bool] = {}
-    by_id: dict[int, tuple[str, TensorRef]] = {}
+    from .keras3 import source_weights
+
+    flags: dict[Any, bool] = {}
     for move in moves:
-        layer = _resolve(subject, move.layer)
-        if layer is None:
-            raise Untranslatable(
-                f"the weight map names a layer {'/'.join(move.layer)!r} not in the file"
-            )
-        for i in move.sources:
-            w = layer.weights[i]
-            flags[id(w.tensor)] = move.trainable
-            by_id[id(w.tensor)] = (w.name, w.tensor)
+        for w in source_weights(subject, move):
+            flag = move.trainable
+            if settled is not None and _var_name(w.name) in settled:
+                flag = settled[_var_name(w.name)]
+            flags[w.tensor.location] = flag
     out: list[tuple[str, TensorRef]] = []
     for layer in subject.layers:
         for w in layer.weights:
-            flag = flags.get(id(w.tensor))
-            if flag is None:
-                flag = _flag_by_location(flags, by_id, w.tensor)
-            if flag is None:
+            known = flags.get(w.tensor.location)
+            if known is None:
                 raise Untranslatable(f"weight {w.name!r} of {layer.name!r} has no place in the map")
-            if flag:
+            if known:
                 out.append((w.name, w.tensor))
     return out
-
-
-def _flag_by_location(
-    flags: Mapping[int, bool], by_id: Mapping[int, tuple[str, TensorRef]], ref: TensorRef
-) -> bool | None:
-    for key, (_, other) in by_id.items():
-        if other.location == ref.location:
-            return flags[key]
-    return None
 
 
 def plan_optimizer_state(
@@ -856,11 +838,21 @@ def plan_optimizer_state(
 def _plan(
     optimizer: Optimizer, opt: OptimizerTranslation, subject: Layer, model: Keras3Model
 ) -> StatePlan:
+    from .keras3 import source_weights
+
     moves = {m.path: m for m in model.weights}
-    trainable2 = keras2_trainable(subject, model.weights)
-    index2 = {id(ref): i for i, (_, ref) in enumerate(trainable2)}
+    settled = _settle_guessed(optimizer, opt, subject, model)
+    trainable2 = keras2_trainable(subject, model.weights, settled)
     loc_index = {ref.location: i for i, (_, ref) in enumerate(trainable2)}
     stored = list(optimizer.variables)
+    if trainable2 and all(v.role == "iterations" for v in stored) and not optimizer.iterations:
+        return StatePlan(
+            notes=(
+                "the source's optimizer was never built (no training step): Keras 3 builds "
+                "it fresh, as tf_keras would",
+            ),
+            fresh=True,
+        )
     layout2, dummies = keras2_layout(opt, len(stored), len(trainable2))
     if dummies:
         tail = stored[len(stored) - dummies :]
@@ -881,6 +873,10 @@ def _plan(
     order3: list[int] = []
     for path in model.trainable_order:
         move = moves.get(path)
+        if move is not None and path in model.trainable_guessed:
+            (w,) = source_weights(subject, move)[:1]
+            if settled is not None and not settled.get(_var_name(w.name), True):
+                continue  # a custom layer's weight its optimizer never trained
         if move is None:
             raise Untranslatable(f"Keras 3 trains {path}, which the weight map does not fill")
         if move.transform is not None or len(move.sources) != 1:
@@ -888,11 +884,8 @@ def _plan(
                 f"{path} is computed from Keras 2 weights ({move.transform}), and so would "
                 "its slots be"
             )
-        layer = _resolve(subject, move.layer)
-        assert layer is not None  # checked by keras2_trainable
-        ref = layer.weights[move.sources[0]].tensor
-        found = index2.get(id(ref))
-        k = loc_index.get(ref.location) if found is None else found
+        ref = source_weights(subject, move)[0].tensor
+        k = loc_index.get(ref.location)
         if k is None:
             raise Untranslatable(f"{path} is trained in Keras 3 but was not in Keras 2")
         order3.append(k)
@@ -942,6 +935,48 @@ def _plan(
     return StatePlan(tuple(out), None, tuple(notes))
 
 
+def _settle_guessed(
+    optimizer: Optimizer, opt: OptimizerTranslation, subject: Layer, model: Keras3Model
+) -> dict[str, bool] | None:
+    """Trainability of the weights the map could only guess (custom layers), from the state.
+
+    A variable is trainable in Keras 2 exactly when its optimizer holds slots for it: the
+    tf_keras layouts name the variable in each slot's name; a positional (standalone Keras)
+    layout tells it by the number of slots when all guessed weights are trainable, or none.
+
+    Raises:
+        Untranslatable: the stored state does not settle it.
+    """
+    if not model.trainable_guessed:
+        return None
+    from .keras3 import source_weights
+
+    moves = {m.path: m for m in model.weights}
+    guessed = [
+        _var_name(w.name)
+        for path in model.trainable_guessed
+        for w in source_weights(subject, moves[path])
+    ]
+    named = {said[1] for v in optimizer.variables if (said := _slot_name(v.name, opt.source))}
+    if named:
+        return {name: name in named for name in guessed}
+    fits = []
+    for flag in (True, False):
+        settled = dict.fromkeys(guessed, flag)
+        n = len(keras2_trainable(subject, model.weights, settled))
+        try:
+            keras2_layout(opt, len(optimizer.variables), n)
+        except Untranslatable:
+            continue
+        fits.append(settled)
+    if len(fits) != 1:
+        raise Untranslatable(
+            "custom layer weights whose trainability neither the config nor the stored "
+            "(positional) optimizer variables tell: " + ", ".join(model.trainable_guessed[:3])
+        )
+    return fits[0]
+
+
 def _check_slot(
     v: OptimizerVariable, kind: str, wname: str, ref: TensorRef, opt: OptimizerTranslation
 ) -> None:
@@ -984,16 +1019,19 @@ def _as_int64(ref: TensorRef) -> Derivation:
 def u_product(iterations: int, beta_1: float) -> np.ndarray:
     """Keras 3 Nadam's ``u_product`` after ``iterations`` steps, as its update computes it.
 
-    ``u_product *= beta_1 * (1 - 0.5 * 0.96 ** t)`` for t = 1..iterations, in float32; the
-    product underflows to 0 long before any real run ends, so the loop stops there.
+    ``u_product = u_product * beta_1 * (1 - 0.5 * 0.96 ** t)`` for t = 1..iterations, in
+    float32. Within a few thousand steps the factor is ``beta_1`` to the last bit and the
+    product sits at 0 or at a fixed point among the subnormals, so the loop stops there.
     """
     u = np.float32(1.0)
     b1 = np.float32(beta_1)
-    decay = np.float32(0.96)
+    half, one, base = np.float32(0.5), np.float32(1.0), np.float32(0.96)
     for t in range(1, iterations + 1):
-        u = np.float32(u * (b1 * (np.float32(1.0) - np.float32(0.5) * decay ** np.float32(t))))
-        if u == 0:
+        factor = one - half * np.power(base, np.float32(t))
+        new = np.float32(np.float32(u * b1) * factor)
+        if new == u and factor == one:
             break
+        u = new
     return np.asarray(u, dtype=np.float32)
 
 

@@ -264,6 +264,9 @@ def _resolve_layout(
             lay = from_model(options.model, nested, [t.shape for t in ck.tensors[tpl]])
             if tpl_cfg is not None:
                 lay = _with_config(lay, tpl_cfg)
+            elif (live := live_config(options.model)) is not None:
+                lay = replace(lay, config={"class_name": live.get("class_name"),
+                                           "config": live.get("config")})
         elif options.reference is not None:
             lay = _layout_from_reference(options.reference, nested, tpl)
             if lay.config is None and tpl_cfg is not None:
@@ -283,6 +286,52 @@ def _resolve_layout(
     except LayoutError as exc:
         return None, Layout("unknown", None, str(exc), exc)
     return lay, Layout(lay.layout, lay.source, lay.note)
+
+
+def _given_config(options: ReadOptions) -> JSONObject | None:
+    """The model config a reference or a live model gives (None when neither gives one)."""
+    if options.model is not None:
+        return live_config(options.model)
+    if options.reference is None:
+        return None
+    kind, data = load_reference(options.reference)
+    if kind == "json":
+        return dict(data)
+    ref = _read_file(Path(data))
+    return dict(ref.model_config) if isinstance(ref.model_config, dict) else None
+
+
+def live_config(model: object) -> JSONObject | None:
+    """A live Keras 2 (tf_keras) model's config, as ``model.to_json()`` gives it.
+
+    Keras 3 models give a Keras 3 config, which is no Keras 2 layout: None for them.
+    """
+    to_json = getattr(model, "to_json", None)
+    if not callable(to_json):
+        return None
+    try:
+        data = json.loads(to_json())
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(data, dict) or "module" in data:  # Keras 3 configs name their module
+        return None
+    return data
+
+
+def _check_reference_layers(ck: _File, config: JSONObject) -> None:
+    """The config's layers must include every layer the weights file holds weights for.
+
+    Raises:
+        ReferenceMismatchError: a weighted layer of the file is not in the config.
+    """
+    names = {c.name for c in config_layers(config)}
+    missing = [n for n in ck.layer_names if ck.weights[n] and n not in names]
+    if missing:
+        raise ReferenceMismatchError(
+            f"expected reference= to describe the model of {ck.path.name}; found its layers "
+            f"{', '.join(missing[:3])} are not in the reference's config; pass the config of "
+            "the model that saved these weights"
+        )
 
 
 def _with_config(lay: TemplateLayout, tpl_cfg: ConfigLayer) -> TemplateLayout:
@@ -484,10 +533,17 @@ def read(path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
     """
     ck = _read_file(path, fmt)
     pattern = find_pattern(ck.layer_names, ck.weights, ck.cfg_layers, options.template, path.name)
+    given_by: LayoutSource | None = None
+    if pattern.template is None and ck.model_config is None:
+        given = _given_config(options)
+        if given is not None:  # a weights-only single model: its layers' layout and config
+            _check_reference_layers(ck, given)
+            ck.model_config = given
+            given_by = "model" if options.model is not None else "reference"
     model = _model_layer(ck)
     template = None
     if pattern.template is None:
-        source: LayoutSource = "config" if ck.model_config is not None else "paths"
+        source: LayoutSource = given_by or ("config" if ck.model_config is not None else "paths")
         if pattern.kind == "ambiguous":
             layout = Layout(
                 "unknown", None, "several nested models hold weights: choose one with template=NAME"
