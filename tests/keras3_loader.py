@@ -77,10 +77,8 @@ def worst(got: list[np.ndarray], want: list[np.ndarray], rtol: float, atol: floa
 def run_job(job: dict[str, Any], keras: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"case": job["case"]}
     objects = custom_objects(job.get("custom"), keras)
-    if job.get("weights_into"):  # a .weights.h5 loaded into a model built from its config
-        with open(job["weights_into"]) as fh:
-            config = json.load(fh)
-        model = keras.saving.deserialize_keras_object(config, custom_objects=objects)
+    if job.get("build"):  # a .weights.h5 loaded into Keras 3's own build of the template
+        model = fixture_module("models.py").build(job["build"], keras)
         model.load_weights(job["path"])
     else:
         model = keras.saving.load_model(job["path"], custom_objects=objects)

@@ -141,7 +141,8 @@ def job(c: Converted) -> dict[str, Any]:
 def run_loader(backend: str, jobs: list[dict[str, Any]], tmp: Path) -> dict[str, dict[str, Any]]:
     """Run tests/keras3_loader.py in a fresh process on ``backend``; its results by case."""
     if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install {backend})")
+        extra = "torch" if backend == "torch" else "dev"
+        pytest.skip(f"Keras 3 on {backend}: {backend} is not installed (pip install '.[{extra}]')")
     jobs_file, results_file = tmp / f"jobs_{backend}.json", tmp / f"results_{backend}.json"
     jobs_file.write_text(json.dumps(jobs))
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
@@ -260,3 +261,165 @@ def test_control_a_fresh_optimizer_misses_tf_keras_step(loaded):
     r = results["control_fresh_optimizer"]
     assert r["loaded"], r.get("error")
     assert r["after_diff"] > 10, f"{backend}: {r['after_diff']}"
+
+
+# --- the conversion itself: no TensorFlow, verified, deterministic --------------------------
+
+
+def test_conversion_imports_neither_tensorflow_nor_keras(tmp_path: Path) -> None:
+    """convert, verify and inspect of a Keras 2 file to Keras 3, in a clean interpreter."""
+    code = f"""
+import sys, ckptfix
+src = {str(MIG / "zoo_bidirectional" / "model.h5")!r}
+r = ckptfix.convert_checkpoint(src, {str(tmp_path / "out.keras")!r})
+assert r.verified and r.optimizer_kept, r
+assert ckptfix.verify_conversion(src, {str(tmp_path / "out.keras")!r}).ok
+assert ckptfix.inspect_checkpoint(src).keras3.converts
+w = ckptfix.convert_checkpoint({str(K2 / "dense_bn" / "parallel_weights.h5")!r},
+    {str(tmp_path / "out.weights.h5")!r}, reference={str(K2 / "dense_bn" / "template.json")!r})
+assert w.verified
+loaded = sorted(m for m in sys.modules
+                if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "jax", "torch"))
+print(loaded)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+def test_same_input_gives_the_same_bytes(tmp_path: Path) -> None:
+    src = MIG / "parallel_recurrent" / "model.h5"
+    a, b = tmp_path / "a.keras", tmp_path / "b.keras"
+    ckptfix.convert_checkpoint(src, a)
+    ckptfix.convert_checkpoint(src, b)
+    assert sha256(a) == sha256(b)
+
+
+def _rewrite_member(archive: Path, name: str, edit) -> None:
+    """Rewrite one member of a zip (as an attacker or a bad disk would), others unchanged."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        members = [(i, zf.read(i.filename)) for i in zf.infolist()]
+    with zipfile.ZipFile(archive, "w") as zf:
+        for info, data in members:
+            zf.writestr(info, edit(data) if info.filename == name else data)
+
+
+def _tamper_weights(path: Path, dataset: str, tmp: Path) -> None:
+    def edit(data: bytes) -> bytes:
+        h5 = tmp / "w.h5"
+        h5.write_bytes(data)
+        with h5py.File(h5, "r+") as f:
+            value = f[dataset][()]
+            f[dataset][...] = value + np.ones_like(value)
+        return h5.read_bytes()
+
+    _rewrite_member(path, "model.weights.h5", edit)
+
+
+@pytest.mark.parametrize(
+    "what",
+    ["a weight", "an optimizer slot", "the learning rate", "a transformed weight", "config.json"],
+)
+def test_verify_catches_a_tampered_keras3_output(tmp_path: Path, what: str) -> None:
+    case = "zoo_embedding" if what != "a transformed weight" else "zoo_conv2d"
+    src = MIG / case / "model.h5"
+    out = tmp_path / "out.keras"
+    ckptfix.convert_checkpoint(src, out)
+    assert ckptfix.verify_conversion(src, out).ok
+    plan = keras3_migration.plan_keras3(read_checkpoint(src), full_model=True)
+    if what == "config.json":
+        _rewrite_member(out, "config.json", lambda d: d.replace(b'"units": 2', b'"units": 3'))
+        expect = "config.json"
+    else:
+        if what == "a weight":
+            t = plan.tensors[0]
+        elif what == "an optimizer slot":
+            t = plan.optimizer[-1]
+        elif what == "the learning rate":
+            t = plan.optimizer[1]
+        else:
+            derived = [t for t in plan.tensors if t.derived is not None]
+            if not derived:
+                pytest.skip(f"{case} has no transformed weight in this translation")
+            t = derived[0]
+        _tamper_weights(out, t.path.lstrip("/"), tmp_path)
+        expect = t.name
+    check = ckptfix.verify_conversion(src, out)
+    assert not check.ok
+    assert any(expect in m for m in check.mismatches), check.mismatches
+
+
+# --- weights-only files with a layout (issue item 6) -----------------------------------------
+
+
+WEIGHTS_CASES = [
+    ("dense_bn", "parallel_weights.h5", "template.json"),
+    ("nested", "parallel_weights.h5", "template_model.h5"),
+    ("frozen", "template_weights.h5", "template.json"),
+    ("multi_io", "parallel_weights.h5", "template.json"),
+]
+
+
+@pytest.fixture(scope="module")
+def weights_converted(tmp_path_factory: pytest.TempPathFactory):
+    """Keras 2 weights-only files (parallel and single) → .weights.h5, with a reference."""
+    tmp = tmp_path_factory.mktemp("weights")
+    done = {}
+    for case, source, reference in WEIGHTS_CASES:
+        out = tmp / f"{case}.weights.h5"
+        r = ckptfix.convert_checkpoint(K2 / case / source, out, reference=K2 / case / reference)
+        job = {
+            "case": f"weights_{case}",
+            "path": str(out),
+            "build": case,
+            "inputs": str(K2 / case / "inputs.npz"),
+            "predictions": str(K2 / case / "predictions.npz"),
+            "tolerance": FLOAT32,
+        }
+        done[(case, source, reference)] = (r, job)
+    return done
+
+
+@pytest.mark.parametrize("case,source,reference", WEIGHTS_CASES)
+def test_weights_only_with_a_reference_becomes_keras3_weights(
+    weights_converted, case: str, source: str, reference: str
+) -> None:
+    r, _ = weights_converted[(case, source, reference)]
+    assert r.verified and r.output_format == "keras3-weights" and not r.optimizer_kept
+    assert r.layout_source == "reference" and r.layout == "exact"
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keras3_template_load_weights_accepts_them(weights_converted, tmp_path, backend):
+    """Keras 3's own build of the template (fixtures/models.py) loads each .weights.h5."""
+    jobs = [job for _, job in weights_converted.values()]
+    results = run_loader(backend, jobs, tmp_path)
+    for job in jobs:
+        r = results[job["case"]]
+        assert r["loaded"], f"{job['case']}: {r.get('error')}"
+        assert r["diff"] <= 1.0, f"{job['case']}: {r['diff']}"
+
+
+def test_weights_only_without_a_config_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    with pytest.raises(ckptfix.LayoutError, match="pass reference= with a model.to_json"):
+        ckptfix.convert_checkpoint(K2 / "dense_bn" / "template_weights.h5", tmp_path / "x.keras")
+    assert not (tmp_path / "x.keras").exists()
+
+
+def test_reference_of_another_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ckptfix.ReferenceMismatchError, match="not in the reference's config"):
+        ckptfix.convert_checkpoint(
+            K2 / "dense_bn" / "template_weights.h5",
+            tmp_path / "x.weights.h5",
+            reference=K2 / "cnn" / "template.json",
+        )

@@ -342,6 +342,14 @@ def _layout_from_reference(
     reference: str | Path, nested: Sequence[str], template: str
 ) -> TemplateLayout:
     kind, data = load_reference(reference)
+    if kind == "h5":
+        ref = _read_file(Path(data))
+        ref_pattern = find_pattern(
+            ref.layer_names, ref.weights, ref.cfg_layers, None, ref.path.name
+        )
+        if not ref_pattern.parallel and isinstance(ref.model_config, dict):
+            # A full-model reference records the layers (nested ones too): use its config.
+            kind, data = "json", ref.model_config
     if kind == "json":
         name = model_name(data) or template
         tpl = ConfigLayer(
