@@ -108,6 +108,19 @@ def run_job(job: dict[str, Any], keras: Any) -> dict[str, Any]:
     return out
 
 
+def _error(exc: BaseException) -> str:
+    """The error and the first line of each cause under it (Keras wraps the root cause, e.g.
+    "Could not locate class", in a message that dumps the whole config)."""
+    lines = [traceback.format_exception_only(type(exc), exc)[-1].strip()[:1000]]
+    seen = {id(exc)}
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        lines.append(f"{type(cause).__name__}: {str(cause).splitlines()[0][:300]}")
+        cause = cause.__cause__ or cause.__context__
+    return "\n<- ".join(lines)
+
+
 def _digest(a: np.ndarray) -> str:
     import hashlib
 
@@ -124,8 +137,7 @@ def main() -> int:
         try:
             results.append(run_job(job, keras))
         except Exception as exc:  # the test reports it per case
-            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            results.append({"case": job["case"], "loaded": False, "error": last[:2000]})
+            results.append({"case": job["case"], "loaded": False, "error": _error(exc)})
         keras.backend.clear_session()
     result = {"backend": keras.backend.backend(), "keras": keras.__version__, "results": results}
     Path(sys.argv[2]).write_text(json.dumps(result, indent=1))
