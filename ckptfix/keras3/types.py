@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import UnsupportedConversionError
 
@@ -67,13 +67,14 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def rule(
-    id: str, *, change: str, since: str, action: str, test: str
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def rule(id: str, *, change: str, since: str, action: str, test: str) -> Callable[[_F], _F]:
     """Register a translation rule (a function or table named after the change it covers)."""
     RULES[id] = Rule(id, change, since, action, test)
 
-    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def mark(fn: _F) -> _F:
         fn.rule_id = id  # type: ignore[attr-defined]
         return fn
 
