@@ -32,6 +32,8 @@ from tests import realworld_layers
 from tests.conftest import FIXTURES, ROOT, sha256
 
 MIG = FIXTURES / "keras2_to_3"
+CUDNN = FIXTURES / "keras2_cudnn"  # fixtures/make_cudnn_fixture.py
+CUDNN_SRC = CUDNN / "model.h5"
 K2 = FIXTURES / "keras2"
 LOADER = ROOT / "tests" / "keras3_loader.py"
 MIG_CASES = sorted(p.name for p in MIG.iterdir() if (p / "manifest.json").exists())
@@ -330,8 +332,7 @@ def _tamper_weights(path: Path, dataset: str, tmp: Path) -> None:
     ["a weight", "an optimizer slot", "the learning rate", "a transformed weight", "config.json"],
 )
 def test_verify_catches_a_tampered_keras3_output(tmp_path: Path, what: str) -> None:
-    case = "zoo_embedding" if what != "a transformed weight" else "zoo_conv2d"
-    src = MIG / case / "model.h5"
+    src = MIG / "zoo_embedding" / "model.h5" if what != "a transformed weight" else CUDNN_SRC
     out = tmp_path / "out.keras"
     ckptfix.convert_checkpoint(src, out)
     assert ckptfix.verify_conversion(src, out).ok
@@ -348,14 +349,64 @@ def test_verify_catches_a_tampered_keras3_output(tmp_path: Path, what: str) -> N
             t = plan.optimizer[1]
         else:
             derived = [t for t in plan.tensors if t.derived is not None]
-            if not derived:
-                pytest.skip(f"{case} has no transformed weight in this translation")
+            assert derived, "the cuDNN fixture's weights are transformed (cuDNN layout)"
             t = derived[0]
         _tamper_weights(out, t.path.lstrip("/"), tmp_path)
         expect = t.name
     check = ckptfix.verify_conversion(src, out)
     assert not check.ok
     assert any(expect in m for m in check.mismatches), check.mismatches
+
+
+# --- CuDNNLSTM / CuDNNGRU: the weights themselves change layout ---------------------------
+
+
+def test_cudnn_weights_are_transformed_and_verified(tmp_path: Path) -> None:
+    out = tmp_path / "cudnn.keras"
+    r = ckptfix.convert_checkpoint(CUDNN_SRC, out)
+    assert r.verified and r.output_format == "keras3-archive"
+    plan = keras3_migration.plan_keras3(read_checkpoint(CUDNN_SRC), full_model=True)
+    done = sorted(t.derived.what for t in plan.tensors if t.derived is not None)
+    assert done == sorted(
+        f"transform cudnn_{rnn}_{w}"
+        for rnn in ("lstm", "gru")
+        for w in ("kernel", "recurrent_kernel", "bias")
+    )
+    config = json.loads(_member(out, "config.json"))
+    classes = [layer["class_name"] for layer in config["config"]["layers"]]
+    assert classes == ["InputLayer", "LSTM", "GRU", "Dense"]
+    assert sha256(CUDNN_SRC) == json.loads((CUDNN / "manifest.json").read_text())["files"][
+        "model.h5"
+    ]["sha256"]
+
+
+def _member(archive: Path, name: str) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        return zf.read(name)
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cudnn_model_predicts_in_keras3_as_keras2_does_on_cpu(tmp_path: Path, backend: str):
+    """Keras 2 loads a CuDNN file into LSTM/GRU by converting the layout itself (the fixture's
+    predictions); Keras 3 with ckptfix's .keras must predict the same."""
+    out = tmp_path / "cudnn.keras"
+    ckptfix.convert_checkpoint(CUDNN_SRC, out)
+    job = {
+        "case": "cudnn",
+        "path": str(out),
+        "inputs": str(CUDNN / "inputs.npz"),
+        "predictions": str(CUDNN / "predictions.npz"),
+        # the LSTM bias is the sum of cuDNN's two halves (one float32 addition, as Keras 2's
+        # own conversion does): predictions within the float32 tolerance
+        "tolerance": FLOAT32,
+    }
+    r = run_loader(backend, [job], tmp_path)["cudnn"]
+    assert r["loaded"], f"{backend}: {r.get('error')}"
+    assert r["diff"] <= 1.0, f"{backend}: {r['diff']:.3g} x tolerance"
 
 
 # --- weights-only files with a layout (issue item 6) -----------------------------------------
