@@ -544,7 +544,12 @@ def _schedule(entry: Mapping[str, Any]) -> dict[str, Any]:
     cls = entry.get("class_name")
     if cls not in SCHEDULES:
         raise Untranslatable(f"learning-rate schedule {cls!r}")
-    return keras3_object("keras.optimizers.schedules", str(cls), dict(entry.get("config") or {}))
+    config = dict(entry.get("config") or {})
+    if config.get("name") is None:
+        # tf_keras writes name=None; Keras 3 refuses a None name ("Argument `name` must be a
+        # string") and defaults it to the class name, as tf_keras did when it ran.
+        config["name"] = str(cls)
+    return keras3_object("keras.optimizers.schedules", str(cls), config)
 
 
 def _semantic_warnings(cls: str, kind: str, config: Mapping[str, Any]) -> list[str]:

@@ -259,6 +259,27 @@ def test_decay_becomes_an_inverse_time_decay_schedule() -> None:
     assert opt.schedule and kt.keras3_layout(opt).header == ("iterations",)
 
 
+def test_a_schedule_without_a_name_gets_its_class_name() -> None:
+    """tf_keras writes a schedule's name as None; Keras 3 refuses None ("Argument `name` must
+    be a string"), so the translation gives the default Keras 3 would (the class name)."""
+    schedule = {
+        "module": "keras.optimizers.schedules",
+        "class_name": "ExponentialDecay",
+        "config": {
+            "initial_learning_rate": 0.01,
+            "decay_steps": 2,
+            "decay_rate": 0.5,
+            "staircase": False,
+            "name": None,
+        },
+        "registered_name": None,
+    }
+    opt = kt.translate_optimizer(
+        {"class_name": "Adam", "config": {"name": "Adam", "learning_rate": schedule}}, "2.21.0"
+    )
+    assert opt.config["learning_rate"]["config"]["name"] == "ExponentialDecay"
+
+
 def test_standalone_epsilon_default_follows_the_writing_version() -> None:
     old = kt.translate_optimizer({"class_name": "Adam", "config": {"lr": 0.001}}, "2.0.5")
     assert old.config["epsilon"] == 1e-8  # Keras <= 2.1.2's default, not Keras 3's 1e-7
