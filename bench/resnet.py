@@ -2,13 +2,18 @@
 
     python bench/resnet.py make [--out bench/out]
     python bench/resnet.py roundtrip SRC DST [--full]
+    python bench/resnet.py keras3 SRC DST.keras
 
 ``make`` builds ``tf_keras.applications.ResNet50(weights=None)``, wraps it in the re-creation of
 Keras 2.2.4's ``multi_gpu_model`` from ``fixtures/make_fixtures.py`` (2 replicas on logical
 CPUs), trains one step with Adam (so the full model carries optimizer slots) and writes
 ``resnet50_parallel_weights.h5`` (``save_weights``) and ``resnet50_parallel_model.h5``
 (``save``). ``roundtrip`` is what a user does without ckptfix: rebuild the template and the
-parallel model, ``load_weights`` the parallel file, save the template.
+parallel model, ``load_weights`` the parallel file, save the template. ``keras3`` is the
+TensorFlow route to a Keras 3 file: tf_keras ``load_model`` of the parallel full model, rebuild
+the template in Keras 3 (``keras.applications.ResNet50``), ``set_weights`` from tf_keras's
+template, compile it like the source and ``save`` a ``.keras`` (the optimizer state is lost on
+this route: Keras 3 cannot take tf_keras's optimizer variables).
 """
 
 from __future__ import annotations
@@ -80,6 +85,23 @@ def roundtrip(src: Path, dst: Path, full: bool) -> None:
         template.save_weights(str(dst))
 
 
+def to_keras3(src: Path, dst: Path) -> None:
+    """The TensorFlow route from a tf_keras parallel full model to a Keras 3 ``.keras``."""
+    sys.path.insert(0, str(HERE.parent / "fixtures"))
+    import make_fixtures
+
+    make_fixtures.setup_tf()
+    import keras
+    import tf_keras
+
+    parallel = tf_keras.models.load_model(str(src), compile=False)  # runs the Lambda bytecode
+    template = next(layer for layer in parallel.layers if isinstance(layer, tf_keras.Model))
+    model = keras.applications.ResNet50(weights=None)
+    model.set_weights(template.get_weights())
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy")
+    model.save(str(dst))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -89,10 +111,15 @@ def main() -> None:
     r.add_argument("src", type=Path)
     r.add_argument("dst", type=Path)
     r.add_argument("--full", action="store_true")
+    k = sub.add_parser("keras3")
+    k.add_argument("src", type=Path)
+    k.add_argument("dst", type=Path)
     args = ap.parse_args()
     if args.cmd == "make":
         for p in make(args.out):
             print(p, p.stat().st_size)
+    elif args.cmd == "keras3":
+        to_keras3(args.src, args.dst)
     else:
         roundtrip(args.src, args.dst, args.full)
 

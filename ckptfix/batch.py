@@ -150,7 +150,39 @@ class BatchOptions:
     model: ModelShapes | None = None  # a live model as plain data, for the workers
 
 
-def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tuple[BatchItem, ...]:
+#: ``to=`` values: the target format family of a batch (None: each input keeps its format).
+TARGETS = ("keras3",)
+
+
+def target_name(path: Path, to: str | None) -> str:
+    """The output file name of ``path`` for the target ``to``.
+
+    ``to="keras3"``: a Keras 2 full model becomes ``x.keras``, Keras 2 weights ``x.weights.h5``;
+    Keras 3 files (and files that are not Keras 2) keep their name.
+    """
+    if to is None:
+        return path.name
+    from .formats import KERAS2_MODEL, KERAS2_WEIGHTS, sniff
+
+    try:
+        _, fid = sniff(path)
+    except CkptfixError:
+        return path.name  # converting it fails later, with the reason
+    stem = path.name
+    for suffix in (".hdf5", ".h5"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    if fid == KERAS2_MODEL:
+        return stem + ".keras"
+    if fid == KERAS2_WEIGHTS:
+        return stem + ".weights.h5"
+    return path.name
+
+
+def find_checkpoints(
+    sources: Sequence[str | Path], out_dir: str | Path, to: str | None = None
+) -> tuple[BatchItem, ...]:
     """List the checkpoints under ``sources`` and the output path of each under ``out_dir``.
 
     Folders are searched recursively for :data:`CHECKPOINT_SUFFIXES`, TensorFlow checkpoints
@@ -200,7 +232,7 @@ def find_checkpoints(sources: Sequence[str | Path], out_dir: str | Path) -> tupl
     items = []
     for path, _ in found.values():
         rel = path.relative_to(base)
-        dst = out / rel
+        dst = out / rel.parent / target_name(path, to)
         if same_file(path, dst):
             raise OutputError(
                 f"expected out_dir= apart from the inputs; found {dst} would overwrite its "
@@ -227,6 +259,7 @@ def convert_batch(
     progress: BatchProgressCallback | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
     executor: Executor | None = None,
+    to: str | None = None,
 ) -> BatchReport:
     """Convert every checkpoint under ``sources`` into the same tree under ``out_dir``.
 
@@ -259,6 +292,9 @@ def convert_batch(
             answered by a picklable :class:`BatchEntry`; ``jobs`` is then not used (the report
             says ``jobs=0``). Where the executor's workers can fork, each file still runs
             under the deadline in a child of the worker.
+        to: the target format: ``"keras3"`` writes each Keras 2 input as a Keras 3 file
+            (``.keras`` for a full model, ``.weights.h5`` for weights), single models included
+            (a migration); None keeps each input's format.
 
     Returns:
         A :class:`BatchReport`: one :class:`BatchEntry` per input, in input order, and totals.
@@ -279,9 +315,11 @@ def convert_batch(
     if jobs is not None and jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     limit = resolve_timeout(timeout)
+    if to is not None and to not in TARGETS:
+        raise ValueError(f"to must be one of {', '.join(TARGETS)} or None, got {to!r}")
     if isinstance(sources, str | Path):
         sources = [sources]
-    items = find_checkpoints(sources, out_dir)
+    items = find_checkpoints(sources, out_dir, to)
     out = Path(out_dir).absolute()
     created = _make_folders(out, items)
     exact = exact or infer is False

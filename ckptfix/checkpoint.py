@@ -267,7 +267,9 @@ class Checkpoint:
     pattern: Pattern
     layout: Layout
     template: Layer | None = None
-    model_config: JSONObject | None = None  # the whole model's config, as stored
+    #: the whole model's config, as stored (a weights-only single model: the one reference=
+    #: or model= gave)
+    model_config: JSONObject | None = None
     training_config: JSONObject | None = None  # Keras 2 training_config / Keras 3 compile_config
     optimizer: Optimizer | None = None
     template_optimizer: Optimizer | None = None

@@ -431,6 +431,12 @@ def convert(
         help="Batch: write a JSON report (one entry per input) here.",
     ),
     timeout: float = TIMEOUT_OPTION,
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="Batch: the target format. keras3 writes each Keras 2 input as a Keras 3 file "
+        "(.keras for a full model, .weights.h5 for weights), single models included.",
+    ),
 ) -> None:
     """Rewrite a parallel checkpoint as the template model's own.
 
@@ -448,8 +454,11 @@ def convert(
       ckptfix convert runs/ --out-dir fixed/ --report migration.json
     """
     if out_dir is None:
-        if jobs is not None or report_file is not None:
-            raise UsageError("--jobs and --report need --out-dir (the batch form)")
+        if jobs is not None or report_file is not None or to is not None:
+            raise UsageError(
+                "--jobs, --report and --to need --out-dir (the batch form); for one file, "
+                "name DST like x.keras or x.weights.h5"
+            )
         if len(paths) > 2:
             raise UsageError(
                 f"expected SRC [DST], or SRC... --out-dir DIR; found {len(paths)} paths"
@@ -482,8 +491,11 @@ def convert(
         emit(result, lambda: render_conversion(result), as_json)
         return
 
-    from .batch import convert_batch, write_batch_report
+    from .batch import TARGETS, convert_batch, write_batch_report
     from .batch_view import BatchProgressView, render_batch
+
+    if to is not None and to not in TARGETS:
+        raise UsageError(f"expected --to {' or '.join(TARGETS)}; found --to {to}")
 
     live = build_template(model)
     try:
@@ -499,6 +511,7 @@ def convert(
                 model=live,
                 progress=view,
                 timeout=timeout,
+                to=to,
             )
         if report_file is not None:
             write_batch_report(batch, report_file)

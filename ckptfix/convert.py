@@ -338,7 +338,7 @@ def verify_output(
         if out_ref is None:
             problems.append(f"{t.name}: missing from output")
         else:
-            pairs.append(TensorPair(t.name, t.source, out_ref, t.how))
+            pairs.append(TensorPair(t.name, t.source, out_ref, t.how, t.derived))
     member = next((getattr(r.location, "member", None) for r in refs.values()), None)
     bundle_out = any(isinstance(r.location, BundleLocation) for r in refs.values())
     try:
@@ -372,7 +372,7 @@ def _result(
         source=ck.path,
         destination=str(out),
         tensors=len(tensors),
-        bytes=sum(t.source.nbytes for t in tensors),
+        bytes=sum(t.nbytes for t in tensors),
         ok=not problems,
         mismatches=tuple(problems),
         optimizer_tensors=len(optimizer),

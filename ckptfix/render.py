@@ -152,6 +152,18 @@ def render_report(r: CheckpointReport, tensors: bool = False) -> RenderableType:
     return Group(*parts)
 
 
+def _keras3_line(r: CheckpointReport) -> str:
+    k = r.keras3
+    assert k is not None
+    if not k.converts:
+        return f"[yellow]does not convert[/]: {escape(cli_wording(k.blocker or ''))}"
+    bits = ["[green]converts[/]" + (" (optimizer state kept)" if k.optimizer else "")
+            + ": " + escape(k.command or "")]
+    if k.custom_objects:
+        bits.append(f"needs custom_objects: {escape(', '.join(k.custom_objects))}")
+    return "; ".join(bits)
+
+
 def _header(r: CheckpointReport) -> Table:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold", no_wrap=True)
@@ -210,6 +222,8 @@ def _header(r: CheckpointReport) -> Table:
         if frozen:
             line += f", [yellow]{frozen} frozen[/]"
         head.add_row("layers", line)
+    if r.keras3 is not None:
+        head.add_row("Keras 3", _keras3_line(r))
     o = r.optimizer
     if o.present:
         it = f"iterations {o.iterations:,}" if o.iterations is not None else "iterations not stored"

@@ -77,6 +77,18 @@ class OptimizerState:
 
 
 @dataclass(frozen=True)
+class Keras3Target:
+    """Whether a Keras 2 checkpoint converts to a Keras 3 file, and what blocks it."""
+
+    converts: bool
+    command: str | None  # the convert command to a .keras / .weights.h5 (when it converts)
+    blocker: str | None = None  # the one-line reason convert gives (when it does not)
+    custom_objects: tuple[str, ...] = ()  # classes to pass to keras.saving.load_model
+    optimizer: bool = False  # the optimizer state would be carried
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CheckpointReport:
     """What a checkpoint is: the answer of :func:`ckptfix.inspect_checkpoint`."""
 
@@ -102,6 +114,7 @@ class CheckpointReport:
     layout_note: str | None  # why inferred / why it would be refused, and how to make it exact
     convert_command: str | None  # None when already single
     notes: tuple[str, ...] = ()
+    keras3: Keras3Target | None = None  # Keras 2 files: the Keras 3 migration
 
 
 @dataclass(frozen=True)
@@ -221,6 +234,23 @@ def _inspect(
     return build_report(ck, template=template, reference=reference)
 
 
+def keras3_target(
+    ck: Checkpoint, template: str | None = None, reference: str | Path | None = None
+) -> Keras3Target:
+    """Whether ``ck`` (Keras 2) converts to Keras 3: the command, or what blocks it."""
+    from .keras3_migration import keras3_readiness
+
+    r = keras3_readiness(ck)
+    command = (
+        convert_command(ck, template=template, reference=reference, destination=r.output)
+        if r.converts
+        else None
+    )
+    return Keras3Target(
+        r.converts, command, r.blocker, r.custom_objects, r.optimizer, r.warnings
+    )
+
+
 def build_report(
     ck: Checkpoint, *, template: str | None = None, reference: str | Path | None = None
 ) -> CheckpointReport:
@@ -271,6 +301,7 @@ def build_report(
         layout_note=ck.layout.note,
         convert_command=fix_command(ck, template=template, reference=reference),
         notes=tuple(notes),
+        keras3=keras3_target(ck, template, reference) if ck.family == "keras2" else None,
     )
 
 
@@ -443,6 +474,16 @@ def _report_json(r: CheckpointReport) -> dict[str, Any]:
         },
         "convert_command": r.convert_command,
         "notes": list(r.notes),
+        "keras3": None
+        if r.keras3 is None
+        else {
+            "converts": r.keras3.converts,
+            "command": r.keras3.command,
+            "blocker": r.keras3.blocker,
+            "custom_objects": list(r.keras3.custom_objects),
+            "optimizer": r.keras3.optimizer,
+            "warnings": list(r.keras3.warnings),
+        },
     }
 
 

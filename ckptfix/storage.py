@@ -16,7 +16,7 @@ import contextlib
 import errno
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,7 +27,7 @@ import numpy as np
 from .checkpoint import BundleLocation, H5Location, TensorRef, WriteMode
 from .deadline import tick
 from .errors import CkptfixError
-from .h5util import open_h5, open_h5_member, storage_options
+from .h5util import dtype_name, open_h5, open_h5_member, storage_options
 
 #: Size of each read when comparing stored bytes (two buffers of this size are reused).
 BLOCK = 4 << 20
@@ -391,13 +391,76 @@ class H5Files:
 
 
 @dataclass(frozen=True)
+class Derivation:
+    """How a written tensor's values follow from stored tensors, or from nothing (a constant).
+
+    A conversion across Keras versions writes some tensors that no source tensor holds as
+    they are: a weight in another layout (``compute`` of its ``inputs``), an optimizer's
+    learning rate from its config. The writer writes ``compute(inputs)``; the verifier reads
+    the inputs again, computes anew and compares values. ``compute`` is numpy only and sees
+    one tensor's inputs at a time.
+    """
+
+    inputs: tuple[TensorRef, ...]
+    compute: Callable[[Sequence[np.ndarray]], np.ndarray]
+    what: str  # for messages: "learning_rate 0.001 from the config", "transform cudnn_lstm"
+    dtype: str | None  # what the result must be (None: whatever ``compute`` gives)
+    shape: tuple[int, ...] | None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the result (of its inputs when the result's shape is not declared)."""
+        if self.dtype is None or self.shape is None:
+            return sum(ref.nbytes for ref in self.inputs)
+        n = int(np.dtype(self.dtype).itemsize)
+        for s in self.shape:
+            n *= s
+        return n
+
+    def value(self, files: H5Files | None = None) -> np.ndarray:
+        """The result, read from the inputs where they are stored (checked dtype and shape).
+
+        Raises:
+            ValueError: the result is not of the declared dtype and shape.
+        """
+        with contextlib.ExitStack() as stack:
+            if files is None:
+                files = stack.enter_context(H5Files())
+            arrays = [read_tensor(ref, files) for ref in self.inputs]
+            out = np.asarray(self.compute(arrays))
+        declared = (self.dtype or out.dtype.name, self.shape or tuple(out.shape))
+        if declared != (out.dtype.name, tuple(out.shape)):
+            raise ValueError(
+                f"{self.what}: computed {out.dtype.name}{list(out.shape)}, "
+                f"declared {declared[0]}{list(declared[1])}"
+            )
+        return out
+
+
+def read_tensor(ref: TensorRef, files: H5Files) -> np.ndarray:
+    """One stored tensor's values (HDF5 dataset or TF bundle range), native byte order."""
+    loc = ref.location
+    if isinstance(loc, H5Location):
+        dsid, _ = files.dataset(loc)
+        return np.asarray(h5py.Dataset(dsid)[()])
+    with open(loc.file, "rb") as fh:
+        data = os.pread(fh.fileno(), loc.size, loc.offset)
+    return np.frombuffer(data, dtype=np.dtype(ref.dtype)).reshape(ref.shape).copy()
+
+
+@dataclass(frozen=True)
 class TensorPair:
-    """A tensor of a written file, the source tensor it must equal, and how it was written."""
+    """A tensor of a written file, the source tensor it must equal, and how it was written.
+
+    A ``derived`` tensor has no source to equal (``source`` is None or its first input): its
+    values must equal what the derivation computes.
+    """
 
     label: str  # the name used in messages ("dense_1/kernel:0", "optimizer Adam/iter:0")
-    source: TensorRef
+    source: TensorRef | None
     output: TensorRef
     how: WriteMode
+    derived: Derivation | None = None
 
 
 @dataclass(frozen=True)
@@ -432,7 +495,7 @@ def compare_pairs(pairs: Sequence[TensorPair], record: CopyRecord | None = None)
                     why = f"unreadable ({text})"
                 if why:
                     problems.append(f"{pair.label}: {why}")
-                nbytes += pair.source.nbytes
+                nbytes += pair.output.nbytes
         finally:
             raw.close()
     return Comparison(len(pairs), nbytes, tuple(problems))
@@ -458,7 +521,11 @@ class _RawCache:
 def _compare(
     pair: TensorPair, files: H5Files, raw: _RawCache, record: CopyRecord | None
 ) -> str | None:
+    if pair.derived is not None:
+        return _compare_derived(pair.derived, pair.output, files)
     a, b = pair.source, pair.output
+    if a is None:
+        return "no source and no derivation to compare with"
     la, lb = a.location, b.location
     if isinstance(la, H5Location) and isinstance(lb, H5Location):
         ida, fa = files.dataset(la)
@@ -489,6 +556,19 @@ def _compare(
         ida, fa = files.dataset(la)
         return _compare_bundle_h5(lb, h5py.Dataset(ida))
     return "no way to compare these storages"
+
+
+def _compare_derived(derived: Derivation, out: TensorRef, files: H5Files) -> str | None:
+    """A derived tensor holds exactly the values its derivation computes (dtype and shape too)."""
+    want = derived.value(files)
+    if out.dtype != dtype_name(want.dtype):
+        return f"dtype {dtype_name(want.dtype)} != {out.dtype}"
+    if out.shape != tuple(want.shape):
+        return f"shape {tuple(want.shape)} != {out.shape}"
+    got = read_tensor(out, files)
+    if want.tobytes() != np.ascontiguousarray(got).tobytes():
+        return f"values differ from {derived.what}"
+    return None
 
 
 def _recorded(record: CopyRecord | None, a: H5Location, b: H5Location) -> bool:

@@ -201,7 +201,7 @@ def test_one_default_name_for_inspect_convert_and_errors(tmp_path, fixture, name
     src = copy(fixture, tmp_path / name)
     fix = json.loads(cli("inspect", src, "--json").stdout)["convert_command"]
     assert shlex.split(fix) == ["ckptfix", "convert", str(src), str(tmp_path / default)]
-    wrong = tmp_path / ("x.weights.h5" if name == "run.h5" else "x.h5")
+    wrong = tmp_path / ("x.txt" if name == "run.h5" else "x.h5")  # .h5 source: any Keras name
     refused = cli("convert", src, wrong)
     assert refused.exit_code == 6 and refused.stderr.rstrip().endswith(f"name it like {default}")
     written = cli("convert", src, "--json")  # no DST: the same default name

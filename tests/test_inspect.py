@@ -55,6 +55,7 @@ JSON_KEYS = [
     "optimizer",
     "convert_command",
     "notes",
+    "keras3",
 ]
 
 

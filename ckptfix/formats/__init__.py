@@ -120,22 +120,21 @@ def writer_for(dst: str | Path, ck: Checkpoint) -> tuple[Format, str]:
 
 def _refuse_name(d: Path, ck: Checkpoint, suggestion: str, other: str | None) -> tuple[Format, str]:
     if ck.family == "keras2":
-        expected = "a Keras 2 output name ending in .h5 or .hdf5 (not .weights.h5)"
+        expected = "an output name ending in .h5 or .hdf5 (Keras 2), .keras or .weights.h5 "
+        expected += "(Keras 3)"
     elif ck.format == KERAS3_WEIGHTS:
         expected = "a Keras 3 weights output name ending in .weights.h5"
     elif ck.format == KERAS3_ARCHIVE:
         expected = "a .keras output name for a Keras 3 archive"
     elif ck.format == TF_CHECKPOINT:
         expected = "a Keras 2 .h5 name, or a TensorFlow checkpoint prefix without a suffix"
-    elif ck.format == TF_SAVEDMODEL:
-        expected = "a Keras 2 full-model .h5 name"
     else:
         expected = "an output name of a format this checkpoint converts to"
-    which = f"a {other} name" if other else "a name no Keras loader reads as this format"
-    raise OutputError(
-        f"expected {expected}; found {d.name!r}, {which} that Keras would read as another "
-        f"format; name it like {suggestion}"
-    )
+    if other:
+        found = f"{d.name!r}, a {other} name, a format this checkpoint cannot be written as"
+    else:
+        found = f"{d.name!r}, a name no Keras loader reads"
+    raise OutputError(f"expected {expected}; found {found}; name it like {suggestion}")
 
 
 def _tf_part(p: Path) -> bool:

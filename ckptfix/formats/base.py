@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 from ..checkpoint import Checkpoint, Family, TensorRef, WriteMode
 from ..errors import OptionNotSupportedError
-from ..storage import CopyRecord
+from ..storage import CopyRecord, Derivation
 
 #: ``progress(done_bytes, total_bytes)``, called while tensors are written.
 ProgressCallback = Callable[[int, int], None]
@@ -56,13 +56,24 @@ class WrittenTensor:
     ``how``: ``moved`` (the output is a kernel copy of the source and the tensor's bytes sit
     at the same offsets, never written since: proven from the write log), ``copied`` (HDF5
     copied the dataset: same dtype, shape, storage options and stored bytes), ``encoded``
-    (the writer wrote the values anew: same dtype, shape and values, storage may differ).
+    (the writer wrote the values anew: same dtype, shape and values, storage may differ; or,
+    with ``derived``, the values that derivation computes from its inputs).
     """
 
     path: str  # the dataset path in the written HDF5 file (or the key in a TF bundle)
-    source: TensorRef
+    source: TensorRef | None  # None only for a derived tensor without inputs (a constant)
     how: WriteMode
     name: str  # the weight's name, for messages ("dense_1/kernel:0", "optimizer Adam/iter:0")
+    #: for ``encoded`` tensors whose values are computed (another layout, a config value)
+    derived: Derivation | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the written tensor."""
+        if self.derived is not None:
+            return self.derived.nbytes
+        assert self.source is not None
+        return self.source.nbytes
 
 
 #: (model tensors in load order, optimizer tensors): what a writer would write, and from where.
@@ -86,6 +97,7 @@ class Written:
     full_model: bool = False
     copy_record: CopyRecord | None = None
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what was translated, for the record (not a problem)
 
 
 @dataclass

@@ -265,6 +265,9 @@ def _resolve_layout(
             lay = from_model(options.model, nested, [t.shape for t in ck.tensors[tpl]])
             if tpl_cfg is not None:
                 lay = _with_config(lay, tpl_cfg)
+            elif (live := live_config(options.model)) is not None:
+                lay = replace(lay, config={"class_name": live.get("class_name"),
+                                           "config": live.get("config")})
         elif options.reference is not None:
             lay = _layout_from_reference(options.reference, nested, tpl)
             if lay.config is None and tpl_cfg is not None:
@@ -288,6 +291,52 @@ def _resolve_layout(
     return lay, Layout(lay.layout, lay.source, lay.note)
 
 
+def _given_config(options: ReadOptions) -> JSONObject | None:
+    """The model config a reference or a live model gives (None when neither gives one)."""
+    if options.model is not None:
+        return live_config(options.model)
+    if options.reference is None:
+        return None
+    kind, data = load_reference(options.reference)
+    if kind == "json":
+        return dict(data)
+    ref = _read_file(Path(data))
+    return dict(ref.model_config) if isinstance(ref.model_config, dict) else None
+
+
+def live_config(model: object) -> JSONObject | None:
+    """A live Keras 2 (tf_keras) model's config, as ``model.to_json()`` gives it.
+
+    Keras 3 models give a Keras 3 config, which is no Keras 2 layout: None for them.
+    """
+    to_json = getattr(model, "to_json", None)
+    if not callable(to_json):
+        return None
+    try:
+        data = json.loads(to_json())
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(data, dict) or "module" in data:  # Keras 3 configs name their module
+        return None
+    return data
+
+
+def _check_reference_layers(ck: _File, config: JSONObject) -> None:
+    """The config's layers must include every layer the weights file holds weights for.
+
+    Raises:
+        ReferenceMismatchError: a weighted layer of the file is not in the config.
+    """
+    names = {c.name for c in config_layers(config)}
+    missing = [n for n in ck.layer_names if ck.weights[n] and n not in names]
+    if missing:
+        raise ReferenceMismatchError(
+            f"expected reference= to describe the model of {ck.path.name}; found its layers "
+            f"{', '.join(missing[:3])} are not in the reference's config; pass the config of "
+            "the model that saved these weights"
+        )
+
+
 def _with_config(lay: TemplateLayout, tpl_cfg: ConfigLayer) -> TemplateLayout:
     return replace(lay, config={"class_name": tpl_cfg.class_name, "config": tpl_cfg.config})
 
@@ -296,6 +345,14 @@ def _layout_from_reference(
     reference: str | Path, nested: Sequence[str], template: str
 ) -> TemplateLayout:
     kind, data = load_reference(reference)
+    if kind == "h5":
+        ref = _read_file(Path(data))
+        ref_pattern = find_pattern(
+            ref.layer_names, ref.weights, ref.cfg_layers, None, ref.path.name
+        )
+        if not ref_pattern.parallel and isinstance(ref.model_config, dict):
+            # A full-model reference records the layers (nested ones too): use its config.
+            kind, data = "json", ref.model_config
     if kind == "json":
         # The reference's own model name may differ: the checkpoint's template is what its
         # weight names are scoped by and what messages must name.
@@ -488,10 +545,17 @@ def read(path: Path, fmt: str, options: ReadOptions) -> Checkpoint:
     """
     ck = _read_file(path, fmt)
     pattern = find_pattern(ck.layer_names, ck.weights, ck.cfg_layers, options.template, path.name)
+    given_by: LayoutSource | None = None
+    if pattern.template is None and ck.model_config is None:
+        given = _given_config(options)
+        if given is not None:  # a weights-only single model: its layers' layout and config
+            _check_reference_layers(ck, given)
+            ck.model_config = given
+            given_by = "model" if options.model is not None else "reference"
     model = _model_layer(ck)
     template = None
     if pattern.template is None:
-        source: LayoutSource = "config" if ck.model_config is not None else "paths"
+        source: LayoutSource = given_by or ("config" if ck.model_config is not None else "paths")
         if pattern.kind == "ambiguous":
             layout = Layout(
                 "unknown", None, "several nested models hold weights: choose one with template=NAME"
@@ -644,7 +708,7 @@ def _write_anew(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
             "TensorFlow checkpoint (an output name without suffix) instead"
         )
     tensors, optimizer = plan_tensors(ck)
-    total = sum(t.source.nbytes for t in tensors + optimizer)
+    total = sum(t.nbytes for t in tensors + optimizer)
     done = 0
     if options.progress is not None:
         options.progress(0, total)
@@ -662,8 +726,9 @@ def _write_anew(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
             held = by_name.get(n)
             write_attr_list(g, "weight_names", [w.name for w in held.weights] if held else [])
         for t in tensors + optimizer:
+            assert t.source is not None  # a TF source's tensors are all stored, none derived
             _copy_from_shard(f, t.path, t.source)
-            done += t.source.nbytes
+            done += t.nbytes
             if options.progress is not None:
                 options.progress(done, total)
         if ck.full_model:

@@ -205,8 +205,53 @@ def _fixed_time(name: str) -> zipfile.ZipInfo:
     return zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
 
 
+def _zip_plan_members(
+    tmp: Path, metadata: str, config: str, weights_tmp: Path
+) -> None:
+    """The archive: metadata.json, config.json, model.weights.h5 (stored, fixed times)."""
+    with zipfile.ZipFile(tmp, "w") as zf:
+        zf.writestr(_fixed_time(METADATA), metadata)
+        zf.writestr(_fixed_time(CONFIG), config)
+        info = zipfile.ZipInfo.from_file(weights_tmp, WEIGHTS)
+        info.date_time = ZIP_DATE_TIME
+        with open(weights_tmp, "rb") as fh, zf.open(info, "w") as dest:
+            shutil.copyfileobj(fh, dest, 1 << 20)
+
+
+def write_migration(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
+    """A Keras 2 full model (or weights with a config) as a Keras 3 ``.keras`` archive.
+
+    The plan (:mod:`ckptfix.keras3_migration`) says where each tensor goes and what the
+    configs hold; the weights are written to a temporary HDF5 file beside ``tmp`` (tensors
+    copied by HDF5 in constant memory) and stored uncompressed in the zip, as Keras does.
+    """
+    from ..keras3_migration import config_json, metadata_json
+
+    plan = kw.migration_plan(ck, full_model=True)
+    weights_tmp = temp_path_for(tmp.parent / WEIGHTS)
+    try:
+        with h5py.File(weights_tmp, "w") as out:
+            kw.write_plan(plan, out, options)
+        _zip_plan_members(tmp, metadata_json(plan), config_json(plan), weights_tmp)
+    finally:
+        if weights_tmp.exists():
+            os.unlink(weights_tmp)
+    return Written(
+        tmp,
+        KERAS3_ARCHIVE,
+        plan.tensors,
+        plan.optimizer,
+        member=WEIGHTS,
+        full_model=True,
+        warnings=plan.warnings,
+        notes=plan.notes,
+    )
+
+
 def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
-    """Write the template's ``.keras`` archive to ``tmp``."""
+    """Write the template's ``.keras`` archive to ``tmp`` (a Keras 2 source: migrated)."""
+    if ck.family == "keras2":
+        return write_migration(ck, tmp, options)
     if ck.family != "keras3" or ck.model_config is None:
         raise UnsupportedConversionError(
             f"expected a Keras 3 .keras source for a .keras output; found {ck.format}; "
@@ -219,7 +264,7 @@ def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
         else dict(ck.model_config)
     )
     tensors, optimizer = kw.plan_tensors(ck)
-    total = sum(t.source.nbytes for t in tensors + optimizer)
+    total = sum(t.nbytes for t in tensors + optimizer)
     if options.progress is not None:
         options.progress(0, total)
     weights_tmp = temp_path_for(tmp.parent / WEIGHTS)
@@ -229,13 +274,9 @@ def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
                 kw.write_tree(f, out, ck)
         # The source's metadata (its date_saved too) and fixed entry times: the same input
         # always gives the same bytes (a batch run with any --jobs, a rerun, a checksum).
-        with zipfile.ZipFile(tmp, "w") as zf:
-            zf.writestr(_fixed_time(METADATA), json.dumps(dict(ck.metadata or {})))
-            zf.writestr(_fixed_time(CONFIG), json.dumps(config))
-            info = zipfile.ZipInfo.from_file(weights_tmp, WEIGHTS)
-            info.date_time = ZIP_DATE_TIME
-            with open(weights_tmp, "rb") as fh, zf.open(info, "w") as dest:
-                shutil.copyfileobj(fh, dest, 1 << 20)
+        _zip_plan_members(
+            tmp, json.dumps(dict(ck.metadata or {})), json.dumps(config), weights_tmp
+        )
     finally:
         if weights_tmp.exists():
             os.unlink(weights_tmp)
@@ -253,8 +294,41 @@ def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
     )
 
 
+def check_migration(source: Checkpoint, output: Checkpoint) -> list[str]:
+    """A migrated archive holds the plan's config.json, metadata.json and weights tree."""
+    plan = kw.migration_plan(source, full_model=True)
+    problems = []
+    config, metadata, others = read_json_members(Path(output.path))
+    want = json.loads(json.dumps(plan.config))  # as JSON reads it back (tuples are lists)
+    if config != want:
+        keys = sorted(k for k in set(config) | set(want) if config.get(k) != want.get(k))
+        problems.append(f"{CONFIG}: differs from the translation ({', '.join(keys)})")
+    if metadata != json.loads(json.dumps(plan.metadata)):
+        problems.append(f"{METADATA}: differs from the plan")
+    if others:
+        problems.append(f"zip: members not planned: {', '.join(others[:5])}")
+    with open_h5_member(Path(output.path), WEIGHTS) as (f, _disk, _start):
+        problems += kw.check_migration(plan, output, f)
+    return problems + _crc_problems(output)
+
+
+def _crc_problems(output: Checkpoint) -> list[str]:
+    try:  # Keras reads every member through zipfile, which checks its CRC
+        with zipfile.ZipFile(output.path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        bad = f"the archive ({exc})"
+    if bad is not None:
+        return [f"zip: {bad} fails its CRC check (Keras would refuse to load it)"]
+    return []
+
+
 def check(source: Checkpoint, output: Checkpoint) -> list[str]:
     """The output's ``config.json`` is the template's own config; its weights as for Keras 3."""
+    if output.family != "keras3":
+        return [f"format: {output.format} is not a Keras 3 file"]
+    if source.family == "keras2":
+        return check_migration(source, output)
     problems = kw.check(source, output)
     if source.model_config is None:
         return problems
@@ -266,14 +340,7 @@ def check(source: Checkpoint, output: Checkpoint) -> list[str]:
     got = output.model_config or {}
     if got.get("config") != want.get("config"):
         problems.append(f"{CONFIG}: not the template's config")
-    try:  # Keras reads every member through zipfile, which checks its CRC
-        with zipfile.ZipFile(output.path) as zf:
-            bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError) as exc:
-        bad = f"the archive ({exc})"
-    if bad is not None:
-        problems.append(f"zip: {bad} fails its CRC check (Keras would refuse to load it)")
-    return problems
+    return problems + _crc_problems(output)
 
 
 class Keras3Archive:
@@ -295,9 +362,12 @@ class Keras3Archive:
         return KERAS3_ARCHIVE if dst.name.lower().endswith(".keras") else None
 
     def accepts(self, ck: Checkpoint) -> bool:
-        return ck.family == "keras3" and ck.model_config is not None
+        return ck.family == "keras2" or (ck.family == "keras3" and ck.model_config is not None)
 
     def plan(self, ck: Checkpoint) -> Planned:
+        if ck.family == "keras2":
+            plan = kw.migration_plan(ck, full_model=True)
+            return plan.tensors, plan.optimizer
         return kw.plan_tensors(ck)
 
     def write(self, ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 
@@ -51,6 +51,9 @@ from ..errors import (
 from ..h5util import dataset_info, decode, open_h5, tensor_ref
 from . import KERAS3_WEIGHTS
 from .base import Planned, Probe, ReadOptions, WriteOptions, Written, WrittenTensor
+
+if TYPE_CHECKING:
+    from ..keras3_migration import Keras3Plan
 
 #: Path-segment kinds of the wrapper's slice and merge layers (``lambda_1``, ``concatenate``).
 _SLICE_KINDS = ("lambda", "slice")
@@ -726,14 +729,20 @@ def write_tree(src: h5py.File, dst: h5py.File, ck: Checkpoint) -> None:
 
 
 def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
-    """Write the template's ``.weights.h5`` (``template.load_weights(tmp)`` works)."""
+    """Write the template's ``.weights.h5`` (``template.load_weights(tmp)`` works).
+
+    A Keras 2 source is migrated: its weights go to Keras 3's object paths
+    (:mod:`ckptfix.keras3_migration`), so that Keras 3's ``model.load_weights`` reads them.
+    """
+    if ck.family == "keras2":
+        return write_migration(ck, tmp, options)
     if ck.family != "keras3":
         raise UnsupportedConversionError(
             f"expected a Keras 3 source for a Keras 3 .weights.h5 output; found {ck.format}; "
             "name the output .h5 to keep its format"
         )
     tensors, optimizer = plan_tensors(ck)
-    total = sum(t.source.nbytes for t in tensors + optimizer)
+    total = sum(t.nbytes for t in tensors + optimizer)
     if options.progress is not None:
         options.progress(0, total)
     with open_h5(ck.path) as f, h5py.File(tmp, "w") as out:
@@ -741,6 +750,90 @@ def write(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
     if options.progress is not None:
         options.progress(total, total)
     return Written(tmp, KERAS3_WEIGHTS, tensors, optimizer, warnings=warnings(ck))
+
+
+# --- Keras 2 sources: the migration plan, written -----------------------------------------
+
+
+def migration_plan(ck: Checkpoint, *, full_model: bool) -> Keras3Plan:
+    """The Keras 3 plan of a Keras 2 checkpoint (see :mod:`ckptfix.keras3_migration`)."""
+    from ..keras3_migration import plan_keras3
+
+    return plan_keras3(ck, full_model=full_model)
+
+
+def write_plan(plan: Keras3Plan, dst: h5py.File, options: WriteOptions) -> None:
+    """Write a migration plan's weights tree into the new HDF5 file ``dst``.
+
+    Every group Keras 3 writes is created (empty ``vars`` groups included, each ``vars``
+    group named like its object); a tensor stored in HDF5 is copied by HDF5 (dtype, shape,
+    storage and bytes kept, in constant memory); an encoded one is written from its values,
+    one tensor at a time.
+    """
+    from ..storage import H5Files, read_tensor
+
+    total = plan.nbytes
+    done = 0
+    if options.progress is not None:
+        options.progress(0, total)
+    for g in plan.groups:
+        dst.require_group(g)
+    for path, name in sorted(plan.names.items()):
+        if path in dst:
+            dst[path].attrs["name"] = name
+    with H5Files() as files:
+        for t in plan.tensors + plan.optimizer:
+            parent, _, key = t.path.lstrip("/").rpartition("/")
+            group = dst.require_group(parent) if parent else dst
+            loc = t.source.location if t.source is not None else None
+            if t.how == "copied" and isinstance(loc, H5Location) and t.derived is None:
+                opened = files.get(loc.file, loc.member)
+                opened.file.copy(opened.file[loc.path], group, name=key)
+            else:
+                if t.derived is not None:
+                    value = t.derived.value(files)
+                else:
+                    assert t.source is not None
+                    value = read_tensor(t.source, files)
+                group.create_dataset(key, data=value)
+            done += t.nbytes
+            if options.progress is not None:
+                options.progress(done, total)
+
+
+def write_migration(ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:
+    """A Keras 2 checkpoint's weights as a Keras 3 ``.weights.h5`` (no optimizer state)."""
+    plan = migration_plan(ck, full_model=False)
+    with h5py.File(tmp, "w") as out:
+        write_plan(plan, out, options)
+    return Written(
+        tmp, KERAS3_WEIGHTS, plan.tensors, (), warnings=plan.warnings, notes=plan.notes
+    )
+
+
+def check_migration(plan: Keras3Plan, output: Checkpoint, f: h5py.File) -> list[str]:
+    """A migrated weights tree holds the plan's groups and names (tensors are checked apart)."""
+    problems = []
+    found: set[str] = set()
+    f.visit(lambda name: found.add(name) if isinstance(f[name], h5py.Group) else None)
+    missing = sorted(set(plan.groups) - found)
+    extra = sorted(found - set(plan.groups) - _dataset_parents(plan))
+    if missing:
+        problems.append(f"groups missing: {', '.join(missing[:5])}")
+    if extra:
+        problems.append(f"groups not planned: {', '.join(extra[:5])}")
+    for path, name in plan.names.items():
+        if path in f and decode(f[path].attrs.get("name", "")) != name:
+            problems.append(f"{path}: name is not {name!r}")
+    return problems
+
+
+def _dataset_parents(plan: Keras3Plan) -> set[str]:
+    out: set[str] = set()
+    for t in plan.tensors + plan.optimizer:
+        parts = t.path.strip("/").split("/")[:-1]
+        out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    return out
 
 
 def warnings(ck: Checkpoint) -> tuple[str, ...]:
@@ -753,6 +846,10 @@ def check(source: Checkpoint, output: Checkpoint) -> list[str]:
     subject = source.subject
     if output.family != "keras3":
         return [f"format: {output.format} is not a Keras 3 file"]
+    if source.family == "keras2" and output.format == KERAS3_WEIGHTS:
+        plan = migration_plan(source, full_model=False)
+        with open_h5(output.path) as f:
+            return check_migration(plan, output, f)
     with_name = _root_var_name(output)
     if source.template is not None and with_name != subject.name:
         return [f"vars: name is not {subject.name!r}"]
@@ -793,9 +890,11 @@ class Keras3Weights:
         return KERAS3_WEIGHTS if dst.name.lower().endswith(".weights.h5") else None
 
     def accepts(self, ck: Checkpoint) -> bool:
-        return ck.family == "keras3"
+        return ck.family in ("keras3", "keras2")
 
     def plan(self, ck: Checkpoint) -> Planned:
+        if ck.family == "keras2":
+            return migration_plan(ck, full_model=False).tensors, ()
         return plan_tensors(ck)
 
     def write(self, ck: Checkpoint, tmp: Path, options: WriteOptions) -> Written:

@@ -1125,7 +1125,7 @@ def _planned(ck: Checkpoint, new: NewGraph) -> Planned:
         loc = w.tensor.location
         assert isinstance(loc, BundleLocation)
         tensors.append(WrittenTensor(new.keys[loc.path], w.tensor, "copied", w.name))
-    done = {t.source.location for t in tensors}
+    done = {w.tensor.location for w in ck.subject.weights}
     optimizer = []
     for v in ck.optimizer.variables if ck.optimizer else ():
         loc = v.tensor.location
