@@ -620,6 +620,53 @@ def test_tf_keras_load_model_of_converted_savedmodel(case, tf_keras, tmp_path):
     assert [a.tobytes() for a in stored] == [b.tobytes() for b in loaded]
 
 
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_keras3_loads_the_keras_archive_of_a_savedmodel(backend, tmp_path):
+    """A SavedModel becomes a .keras through the Keras 3 target: Keras 3 itself, in a fresh
+    process and in safe mode, predicts what tf_keras predicted from the SavedModel, and the
+    optimizer arrives with its iterations and trains on (a Keras 3 model loads no SavedModel)."""
+    import importlib.util
+
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"Keras 3 on {backend}: {backend} is not installed (pip install '.[dev]')")
+    paths = {}
+    for case in CASES:
+        out = tmp_path / f"{case}.keras"
+        r = convert_checkpoint(savedmodel(case), out)
+        assert r.verified and r.full_model and r.optimizer_kept, r
+        assert r.output_format == "keras3-archive"
+        paths[case] = str(out)
+    code = f"""
+import json, numpy as np, keras
+out = {{}}
+for case, path in {paths!r}.items():
+    model = keras.saving.load_model(path)  # safe mode: Keras's default
+    x = np.load({str(TF)!r} + "/" + case + "/inputs.npz")["x0"]
+    before = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    pred = np.asarray(model.predict(x, verbose=0), dtype=np.float64).tolist()
+    model.train_on_batch(x, np.zeros((len(x), 1), "float32"))
+    after = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    out[case] = {{"pred": pred, "before": before, "after": after}}
+print(json.dumps({{"backend": keras.backend.backend(), "results": out}}))
+"""
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["backend"] == backend
+    for case in CASES:
+        got = data["results"][case]
+        want = np.load(TF / case / "predictions.npz")["y0"]
+        # computed by another framework (Keras 3 on TF or JAX) than the one that recorded
+        # them (tf_keras), on any CPU: equal within float32 tolerance, not bit for bit
+        np.testing.assert_allclose(got["pred"], want, rtol=1e-5, atol=1e-6, err_msg=case)
+        iterations = manifest(case)["optimizer"]["iterations"]
+        assert (got["before"], got["after"]) == (iterations, iterations + 1), case
+
+
 def _nested_frozen(keras):
     L = keras.layers
     inner = keras.Sequential(

@@ -84,9 +84,22 @@ def _read_pb(path: Path, message: Any, what: str) -> Any:
     return msg
 
 
+#: tf_keras's SavedModel JSON encoder (``json_utils.Encoder``) writes tuples and shapes as
+#: objects; a ``.h5`` (plain ``json.dumps``) has lists there, and so does every config ckptfix
+#: hands on: Keras 3 reads ``{"class_name": "__tuple__", ...}`` as a layer to deserialize.
+_ENCODED_SEQUENCES = frozenset({"__tuple__", "TensorShape"})
+
+
+def _plain(obj: dict[str, Any]) -> Any:
+    """One JSON object as ``json.dumps`` of the same config would have written it."""
+    if obj.get("class_name") in _ENCODED_SEQUENCES and isinstance(obj.get("items"), list):
+        return obj["items"]
+    return obj
+
+
 def _json(text: str, where: str, folder: Path) -> dict[str, Any]:
     try:
-        value = json.loads(text) if text else {}
+        value = json.loads(text, object_hook=_plain) if text else {}
     except (json.JSONDecodeError, RecursionError) as exc:
         raise CorruptCheckpointError(
             f"expected JSON metadata for {where} in {folder.name}; found text that does not "
