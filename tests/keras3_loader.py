@@ -88,13 +88,15 @@ def run_job(job: dict[str, Any], keras: Any) -> dict[str, Any]:
     out["diff"] = worst(predict(model, xs), arrays(job["predictions"], "y"), rtol, atol)
     opt = getattr(model, "optimizer", None)
     out["compiled"] = opt is not None
-    if opt is None or not job.get("step"):
+    if opt is None:
         return out
     out["iterations"] = int(keras.ops.convert_to_numpy(opt.iterations))
     out["optimizer_digests"] = [
         _digest(np.asarray(keras.ops.convert_to_numpy(v))) for v in opt.variables
     ]
     out["learning_rate"] = float(keras.ops.convert_to_numpy(opt.learning_rate))
+    if not job.get("step"):
+        return out
     if job.get("fresh_optimizer"):  # the negative control: same optimizer, no state
         config = opt.get_config()
         model.compile(optimizer=type(opt).from_config(config), loss=model.loss)

@@ -376,6 +376,16 @@ def test_json_schema_is_the_documented_one():
         m["template_bytes"],
     )
     assert d["keras_version"] == "2.21.0" and d["backend"] == "tensorflow"
+    assert list(d["keras3"]) == [
+        "converts",
+        "command",
+        "blocker",
+        "custom_objects",
+        "optimizer",
+        "warnings",
+    ]
+    assert d["keras3"]["converts"] is True and d["keras3"]["blocker"] is None
+    assert d["keras3"]["command"].endswith("parallel_model.keras")
     assert d["dtypes"] == {"float32": m["template_tensors"]}
     assert set(d["optimizer"]) == {
         "present",

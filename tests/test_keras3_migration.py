@@ -53,6 +53,41 @@ FLOAT16 = (1e-2, 1e-3)
 # kernels; 1e-4 relative is still 10-100x below what a lost or misplaced optimizer state does
 # to one step at these learning rates (1e-3..5e-2), which the negative control proves.
 STEP = (1e-4, 1e-5)
+# On JAX and torch the gradients come from other kernels than tf_keras's and differ in the last
+# bits; Adam, Adamax and Nadam divide each gradient by its own running magnitude, so after 3
+# iterations an element whose gradient is near zero moves by up to +-lr whatever its rounding:
+# measured here, predictions after the step differ by up to 3e-3 relative (Adamax). A lost or
+# misplaced state (the negative control) is still 50x beyond this tolerance.
+STEP_OTHER_BACKEND = (5e-3, 5e-4)
+#: (backend, case) that Keras 3 itself cannot run on that backend, built natively too
+KERAS3_CANNOT = {
+    ("jax", "zoo_multi_head_attention"): (
+        "Keras 3.15.1 on JAX fails to call MultiHeadAttention(key_dim=2, value_dim=3, "
+        "output_shape=5) on a natively built model too ('cannot reshape array')"
+    ),
+}
+
+
+def result_of(results: dict[str, dict[str, Any]], backend: str, case: str) -> dict[str, Any]:
+    """The loader's result for ``case``; an expected failure where Keras 3 cannot run it."""
+    r = results[case]
+    known = KERAS3_CANNOT.get((backend, case))
+    if known is not None and not r["loaded"]:
+        pytest.xfail(known)
+    return r
+
+
+#: cases whose recorded tf_keras step is not what a single Keras 3 model must reproduce
+STEP_ORACLE_DIFFERS = {
+    # tf_keras >= 2.11's Nadam multiplies u_product once per VARIABLE per step in graph mode
+    # (after 3 steps of this model: 2.2e-6 instead of prod(u_1..u_3) = 0.114) and does not save
+    # it (a reload starts from 1.0); ckptfix writes the schedule's value for the iteration
+    # count, which Keras 3's Nadam (one multiplication per step) expects.
+    "opt_nadam_new": "tf_keras's u_product",
+    # the parallel model's step normalises each replica's half batch in BatchNormalization; the
+    # single model normalises the whole batch: another gradient by construction.
+    "parallel_nested_functional": "BatchNormalization over per-replica batches",
+}
 
 
 def manifest(case: str) -> dict[str, Any]:
@@ -172,6 +207,9 @@ def loaded(
 ) -> tuple[str, dict[str, dict[str, Any]]]:
     backend = request.param
     jobs = [job(c) for c in converted.values() if c.error is None]
+    if backend != "tensorflow":
+        for j in jobs:
+            j["step_tolerance"] = STEP_OTHER_BACKEND
     control = next(j for j in jobs if j["case"] == "opt_adam_new")
     jobs.append({**control, "case": "control_fresh_optimizer", "fresh_optimizer": True})
     return backend, run_loader(backend, jobs, tmp_path_factory.mktemp(backend))
@@ -203,7 +241,7 @@ def test_keras3_loads_in_safe_mode_and_predicts_like_tf_keras(loaded, converted,
     backend, results = loaded
     if converted[case].error is not None:
         pytest.skip("refused (see test_converts_or_is_refused_with_its_reason)")
-    r = results[case]
+    r = result_of(results, backend, case)
     assert r["loaded"], f"{backend}: {r.get('error')}"
     assert r["diff"] <= 1.0, f"{backend}: predictions off by {r['diff']:.3g} x tolerance"
 
@@ -216,7 +254,7 @@ def test_optimizer_iterations_and_every_slot_kept(loaded, converted, case):
     c = converted[case]
     if c.error is not None:
         pytest.skip("refused")
-    r, m = results[case], manifest(case)
+    r, m = result_of(results, backend, case), manifest(case)
     assert r["loaded"], r.get("error")
     assert r["compiled"]
     assert c.plan is not None
@@ -242,7 +280,7 @@ def test_fit_resumes_where_tf_keras_would(loaded, converted, case):
     c = converted[case]
     if c.error is not None:
         pytest.skip("refused")
-    r, m = results[case], manifest(case)
+    r, m = result_of(results, backend, case), manifest(case)
     assert r["loaded"], r.get("error")
     assert r["iterations_after"] == r["iterations"] + 1
     assert all(np.isfinite(v) for v in r["step_loss"].values())
@@ -250,7 +288,14 @@ def test_fit_resumes_where_tf_keras_would(loaded, converted, case):
         return  # dropout/noise draw other random numbers: the step is not reproducible
     if m.get("update_differs"):
         return  # Keras 3's optimizer of that name updates differently (said in a warning)
-    assert r["after_diff"] <= 1.0, (
+    if case in STEP_ORACLE_DIFFERS:
+        return  # the recorded step is not the single model's (see STEP_ORACLE_DIFFERS)
+    limit = 1.0
+    if backend == "tensorflow" and r["diff"] > 0:
+        # Keras 3's layer already computes the forward pass in another order than tf_keras
+        # (last bits; zoo_multi_io), so the gradients differ as on the other backends.
+        limit = STEP_OTHER_BACKEND[0] / STEP[0]
+    assert r["after_diff"] <= limit, (
         f"{backend}: after one step the predictions are {r['after_diff']:.3g} x tolerance "
         "away from tf_keras's"
     )
