@@ -473,7 +473,8 @@ def test_cli_inspect_and_convert_tf_checkpoint(tmp_path):
         [*run, "inspect", str(prefix("frozen"))], capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    assert "TensorFlow checkpoint (save_weights" in proc.stdout and "layer_with_weights-0" in proc.stdout
+    assert "TensorFlow checkpoint (save_weights" in proc.stdout
+    assert "layer_with_weights-0" in proc.stdout
     proc = subprocess.run(
         [*run, "convert", str(savedmodel("frozen")), str(tmp_path / "m.h5")],
         capture_output=True,
