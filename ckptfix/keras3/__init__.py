@@ -18,6 +18,7 @@ from typing import Any
 
 from ..checkpoint import JSONObject, Layer, Weight
 from ..errors import UnsupportedConversionError
+from . import plans as _plans  # noqa: F401  (registers its rules in RULES on import)
 from .graph import translate_nested_model
 from .types import RULES, Context, Keras3Model, Rule, WeightMove
 from .weights import INEXACT_TRANSFORMS, TRANSFORMS, apply_transform, flatten
