@@ -33,7 +33,7 @@ from .errors import (
     NothingToConvertError,
     OutputError,
 )
-from .layout import ModelShapes, model_shapes
+from .layout import ModelShapes, as_shapes
 from .output import TEMP_MARK, discard_temps_of, same_file
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ def convert_batch(
     created = _make_folders(out, items)
     exact = exact or infer is False
     ref = None if reference is None else str(reference)
-    shapes = None if model is None else model_shapes(model)
+    shapes = as_shapes(model)
     opts = BatchOptions(template, ref, exact, force, limit, shapes)
     n = 0 if executor is not None else min(jobs or auto_jobs(items), len(items))
     total_bytes = sum(it.file_bytes for it in items)

@@ -35,7 +35,7 @@ from .formats.base import (
     check_options,
 )
 from .h5util import damaged_file_errors
-from .layout import MAKE_EXACT, model_shapes
+from .layout import MAKE_EXACT, as_shapes
 from .output import atomic_destination, check_self_contained, discard_temps_of
 from .report import ConversionResult, VerificationResult, output_path
 from .storage import (
@@ -78,15 +78,10 @@ def read_checkpoint(
     return run_isolated(
         _read,
         (path,),
-        {"template": template, "reference": reference, "model": _shapes(model), "exact": exact},
+        {"template": template, "reference": reference, "model": as_shapes(model), "exact": exact},
         timeout=resolve_timeout(timeout),
         subject=path,
     )
-
-
-def _shapes(model: LiveModel | None) -> LiveModel | None:
-    """A live model as plain data, taken here: workers never touch TensorFlow objects."""
-    return None if model is None else model_shapes(model)
 
 
 def _read(
@@ -178,7 +173,7 @@ def convert_checkpoint(
         {
             "template": template,
             "reference": reference,
-            "model": _shapes(model),
+            "model": as_shapes(model),
             "exact": exact,
             "force": force,
         },

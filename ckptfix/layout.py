@@ -277,6 +277,13 @@ def model_shapes(model: Any) -> ModelShapes:
     )
 
 
+def as_shapes(model: Any) -> ModelShapes | None:
+    """A live model (or its :class:`ModelShapes`) as plain data, taken in the caller's process
+    so that the worker that reads the file (:mod:`ckptfix.deadline`) never touches TensorFlow
+    objects; None stays None."""
+    return None if model is None else model_shapes(model)
+
+
 def from_model(
     model: Any, nested: Sequence[str], shapes: Sequence[tuple[int, ...]]
 ) -> TemplateLayout:

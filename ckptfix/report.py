@@ -204,21 +204,15 @@ def inspect_checkpoint(
         (True, 'model_1', 2)
     """
     from .deadline import resolve_timeout, run_isolated
+    from .layout import as_shapes
 
     return run_isolated(
         _inspect,
         (path,),
-        {"template": template, "reference": reference, "model": _shapes(model)},
+        {"template": template, "reference": reference, "model": as_shapes(model)},
         timeout=resolve_timeout(timeout),
         subject=path,
     )
-
-
-def _shapes(model: LiveModel | None) -> LiveModel | None:
-    """A live model as plain data, taken here: the worker never touches TensorFlow objects."""
-    from .layout import model_shapes
-
-    return None if model is None else model_shapes(model)
 
 
 def _inspect(

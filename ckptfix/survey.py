@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .batch import CHECKPOINT_SUFFIXES
 from .deadline import DEFAULT_TIMEOUT
 from .errors import CkptfixError, NotACheckpointError
-from .layout import model_shapes
+from .layout import as_shapes
 from .output import TEMP_MARK
 from .report import JSON_SCHEMA_VERSION, CheckpointReport, inspect_checkpoint, to_json
 
@@ -112,8 +112,7 @@ def inspect_checkpoints(
         >>> [e.path for e in entries if e.ok and e.report.wrapped]  # doctest: +SKIP
         ['runs/exp1/epoch_03.h5']
     """
-    if model is not None:
-        model = model_shapes(model)  # once, not per file
+    model = as_shapes(model)  # once, not per file
     entries = []
     for item in find_inputs(paths):
         if isinstance(item, str):
