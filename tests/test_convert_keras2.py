@@ -198,8 +198,11 @@ def test_deep_model_has_chunked_attributes():
 
 
 def test_every_fixture_is_under_the_size_budget():
+    # 8 MiB for every committed fixture: the Keras 2 and 3 parallel files (3.2 MB), the TF
+    # formats (1 MB) and the 55 small tf_keras models of the Keras 3 migration (3.8 MB, ~70 KB
+    # each); a clone stays small, and a new fixture must stay small too.
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
-    assert total < 5 * 1024 * 1024, total
+    assert total < 8 * 1024 * 1024, total
 
 
 @pytest.mark.parametrize("case", CASES)
