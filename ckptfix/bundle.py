@@ -403,6 +403,22 @@ def _bad(name: str, what: str) -> CorruptCheckpointError:
     )
 
 
+def read_capped(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a metadata file that is read whole, refused above ``limit`` bytes.
+
+    Raises:
+        CorruptCheckpointError: the file is larger than ``limit`` (damaged or forged).
+        OSError: it cannot be read (the caller says what that means for its format).
+    """
+    size = path.stat().st_size
+    if size > limit:
+        raise CorruptCheckpointError(
+            f"expected a {what} of at most {limit >> 20} MiB; found {path.name} of {size:,} "
+            "bytes; refusing (a damaged or forged file)"
+        )
+    return path.read_bytes()
+
+
 def read_index(prefix: Path) -> Index:
     """Read and check a bundle's index (metadata only; no tensor byte is read).
 
@@ -418,13 +434,7 @@ def read_index(prefix: Path) -> Index:
     ipath = index_file(prefix)
     name = ipath.name
     try:
-        size = ipath.stat().st_size
-        if size > MAX_INDEX:
-            raise CorruptCheckpointError(
-                f"expected a checkpoint index of at most {MAX_INDEX >> 20} MiB; found {name} "
-                f"of {size:,} bytes; refusing (a damaged or forged file)"
-            )
-        data = ipath.read_bytes()
+        data = read_capped(ipath, MAX_INDEX, "checkpoint index")
     except IsADirectoryError as exc:
         raise _bad(name, "is a folder") from exc
     except FileNotFoundError as exc:

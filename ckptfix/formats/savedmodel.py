@@ -60,13 +60,7 @@ def _read_pb(path: Path, message: Any, what: str) -> Any:
     from google.protobuf.message import DecodeError
 
     try:
-        size = path.stat().st_size
-        if size > _MAX_PB:
-            raise CorruptCheckpointError(
-                f"expected a {what} of at most {_MAX_PB >> 20} MiB; found {path.name} of "
-                f"{size:,} bytes; refusing (a damaged or forged file)"
-            )
-        data = path.read_bytes()
+        data = bundle.read_capped(path, _MAX_PB, what)
     except OSError as exc:
         raise CorruptCheckpointError(
             f"expected a readable {path.name} in the SavedModel; found it cannot be read "
